@@ -1,0 +1,118 @@
+// The kernel table: one slot per kernel, filled from the chosen level.
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+
+#include "pplx/dispatch.h"
+
+namespace pplx {
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return "scalar";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    case Isa::neon: return "neon";
+  }
+  return "unknown";
+}
+
+Isa parse_isa(const std::string& name) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon})
+    if (name == isa_name(isa)) return isa;
+  throw std::invalid_argument("PPLX_KERNELS_ISA: unknown level '" + name +
+                              "', expected one of scalar, avx2, avx512, neon");
+}
+
+bool isa_supported(Isa isa) {
+  const CpuFeatures& f = cpu_features();
+  switch (isa) {
+    case Isa::scalar: return true;
+#if defined(PPLX_HAVE_X86)
+    case Isa::avx2: return f.avx2 && f.fma && f.f16c && f.popcnt && f.bmi2;
+    case Isa::avx512:
+      return isa_supported(Isa::avx2) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+#endif
+#if defined(PPLX_HAVE_NEON)
+    case Isa::neon: return f.neon;
+#endif
+    default: return false;
+  }
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon})
+    if (isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+namespace {
+
+KernelTable build_table(Isa level) {
+  KernelTable t;
+  t.level = level;
+  t.pooling = scalar::pooling;
+  t.quantize = scalar::quantize;
+  t.bitpack = scalar::bitpack;
+  t.pooling_isa = t.quantize_isa = t.bitpack_isa = Isa::scalar;
+#if defined(PPLX_HAVE_X86)
+  if (level >= Isa::avx2 && level != Isa::neon) {
+    t.pooling = avx2::pooling;
+    t.quantize = avx2::quantize;
+    t.bitpack = avx2::bitpack;
+    t.pooling_isa = t.quantize_isa = t.bitpack_isa = Isa::avx2;
+  }
+#endif
+  return t;
+}
+
+Isa default_level() {
+  const char* env = std::getenv("PPLX_KERNELS_ISA");
+  if (env && *env) {
+    Isa cap = parse_isa(env);
+    if (!isa_supported(cap))
+      throw std::invalid_argument(std::string("PPLX_KERNELS_ISA=") + env +
+                                  ": this CPU (or its OS) does not support that level");
+    return cap;
+  }
+  Isa best = Isa::scalar;
+  for (Isa isa : supported_isas())
+    if (isa != Isa::neon || best == Isa::scalar) best = isa;
+  return best;
+}
+
+// The table is replaced whole; readers load the pointer once per call.
+std::atomic<const KernelTable*> g_table{nullptr};
+std::mutex g_table_mutex;
+
+}  // namespace
+
+const KernelTable& kernels() {
+  const KernelTable* t = g_table.load(std::memory_order_acquire);
+  if (t) return *t;
+  std::lock_guard<std::mutex> lock(g_table_mutex);
+  t = g_table.load(std::memory_order_relaxed);
+  if (!t) {
+    t = new KernelTable(build_table(default_level()));
+    g_table.store(t, std::memory_order_release);
+  }
+  return *t;
+}
+
+void set_isa(Isa isa) {
+  if (!isa_supported(isa))
+    throw std::invalid_argument(std::string("isa: '") + isa_name(isa) +
+                                "' is not supported on this CPU");
+  std::lock_guard<std::mutex> lock(g_table_mutex);
+  // Old tables are kept alive: a call running on another thread may hold one.
+  g_table.store(new KernelTable(build_table(isa)), std::memory_order_release);
+}
+
+std::vector<std::pair<std::string, std::string>> extra_kernel_variants(const KernelTable& t) {
+  (void)t;
+  return {};
+}
+
+}  // namespace pplx

@@ -1,0 +1,137 @@
+// Quantization, AVX2. tanh_i8 is exact, not approximate: a cheap estimate of
+// 127*tanh(|x|) (error well under 0.5) picks a candidate code k, and two
+// gathered thresholds from tanh_i8_thresholds() move it to the code the
+// float64 formula gives. absmax_i8 and sign_i8 compute the same float32
+// operations as the scalar reference, so every variant agrees bit for bit.
+#include <cmath>
+
+#include "kernels/common/avx2_util.h"
+#include "pplx/quantize.h"
+
+namespace pplx {
+namespace avx2 {
+namespace {
+
+// 127 * tanh(a) for a >= 0, absolute error below 0.05 (enough to land within
+// one code of the exact result): tanh(a) = 1 - 2 / (2^(2a log2 e) + 1), with
+// 2^t from a cubic on the fraction and an approximate reciprocal.
+inline __m256 tanh127_estimate(__m256 a) {
+  __m256 t = _mm256_min_ps(_mm256_mul_ps(a, _mm256_set1_ps(2.8853900817779268f)), _mm256_set1_ps(40.0f));
+  __m256 n = _mm256_floor_ps(t);
+  __m256 f = _mm256_sub_ps(t, n);
+  __m256 p = _mm256_fmadd_ps(f, _mm256_set1_ps(0.0790199f), _mm256_set1_ps(0.2249194f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(0.6960607f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(1.0f));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  __m256 pow2 = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  __m256 r = _mm256_rcp_ps(_mm256_add_ps(pow2, _mm256_set1_ps(1.0f)));
+  return _mm256_mul_ps(_mm256_set1_ps(127.0f),
+                       _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), r, _mm256_set1_ps(1.0f)));
+}
+
+// Exact tanh codes of 8 lanes; *bad gathers the lanes that are not finite.
+inline __m256i tanh_codes(__m256 x, const float* thresholds, __m256* bad) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 a = _mm256_and_ps(x, abs_mask);
+  *bad = _mm256_or_ps(*bad, _mm256_cmp_ps(a, _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
+  __m256 a_safe = _mm256_min_ps(a, _mm256_set1_ps(64.0f));  // also maps NaN to 64
+  __m256i k = _mm256_cvttps_epi32(_mm256_add_ps(tanh127_estimate(a_safe), _mm256_set1_ps(0.5f)));
+  k = _mm256_min_epi32(_mm256_max_epi32(k, _mm256_setzero_si256()), _mm256_set1_epi32(127));
+  __m256 lo = _mm256_i32gather_ps(thresholds, k, 4);
+  __m256 hi = _mm256_i32gather_ps(thresholds + 1, k, 4);
+  // compare masks are -1 where true: k += (a >= hi) - (a < lo)
+  k = _mm256_add_epi32(k, _mm256_castps_si256(_mm256_cmp_ps(a_safe, lo, _CMP_LT_OQ)));
+  k = _mm256_sub_epi32(k, _mm256_castps_si256(_mm256_cmp_ps(a_safe, hi, _CMP_GE_OQ)));
+  return _mm256_sign_epi32(k, _mm256_castps_si256(x));
+}
+
+bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {
+  const float* thresholds = tanh_i8_thresholds();
+  __m256 bad = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= dim; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    store_i32_as_i8(tanh_codes(v, thresholds, &bad), codes + i);
+    if (bits) bits[i >> 3] = order_byte(nonneg_mask(v), order);
+  }
+  if (i < dim) {
+    size_t n = dim - i;
+    __m256 v = _mm256_maskload_ps(x + i, tail_mask(n));
+    int8_t tail[8];
+    store_i32_as_i8(tanh_codes(v, thresholds, &bad), tail);
+    std::memcpy(codes + i, tail, n);
+    if (bits) bits[i >> 3] = order_byte(nonneg_mask(v) & ((1u << n) - 1), order);
+  }
+  return _mm256_movemask_ps(bad) == 0;
+}
+
+bool absmax_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 max_abs = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= dim; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    bad = _mm256_or_ps(bad, not_finite(v));
+    max_abs = _mm256_max_ps(max_abs, _mm256_and_ps(v, abs_mask));
+    if (bits) bits[i >> 3] = order_byte(nonneg_mask(v), order);
+  }
+  const size_t n_tail = dim - i;
+  const __m256i tmask = tail_mask(n_tail);
+  if (n_tail) {
+    __m256 v = _mm256_maskload_ps(x + i, tmask);  // masked-off lanes read as 0
+    bad = _mm256_or_ps(bad, not_finite(v));
+    max_abs = _mm256_max_ps(max_abs, _mm256_and_ps(v, abs_mask));
+    if (bits) bits[i >> 3] = order_byte(nonneg_mask(v) & ((1u << n_tail) - 1), order);
+  }
+  if (_mm256_movemask_ps(bad)) return false;
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(max_abs), _mm256_extractf128_ps(max_abs, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+  const float m = _mm_cvtss_f32(m4);
+  if (m == 0.0f) {
+    std::memset(codes, 0, dim);
+    return true;
+  }
+  const float pre_s = m < kAbsmaxTiny ? kAbsmaxPrescale : 1.0f;
+  const __m256 pre = _mm256_set1_ps(pre_s);
+  const __m256 scale = _mm256_set1_ps(127.0f / (m * pre_s));
+  const __m256i lim = _mm256_set1_epi32(127), neg_lim = _mm256_set1_epi32(-127);
+  auto code = [&](__m256 v) {
+    __m256 q = _mm256_round_ps(_mm256_mul_ps(_mm256_mul_ps(v, pre), scale),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(q), lim), neg_lim);
+  };
+  for (i = 0; i + 8 <= dim; i += 8) store_i32_as_i8(code(_mm256_loadu_ps(x + i)), codes + i);
+  if (n_tail) {
+    int8_t tail[8];
+    store_i32_as_i8(code(_mm256_maskload_ps(x + i, tmask)), tail);
+    std::memcpy(codes + i, tail, n_tail);
+  }
+  return true;
+}
+
+bool sign_i8(const float* x, size_t dim, int8_t* codes) {
+  __m256 bad = _mm256_setzero_ps();
+  const __m256i one = _mm256_set1_epi32(1);
+  auto code = [&](__m256 v) {
+    bad = _mm256_or_ps(bad, not_finite(v));
+    __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+    return _mm256_or_si256(one, neg);  // 1, or -1 where negative
+  };
+  size_t i = 0;
+  for (; i + 8 <= dim; i += 8) store_i32_as_i8(code(_mm256_loadu_ps(x + i)), codes + i);
+  if (i < dim) {
+    size_t n = dim - i;
+    int8_t tail[8];
+    store_i32_as_i8(code(_mm256_maskload_ps(x + i, tail_mask(n))), tail);
+    std::memcpy(codes + i, tail, n);
+  }
+  return _mm256_movemask_ps(bad) == 0;
+}
+
+}  // namespace
+
+const QuantizeKernels quantize = {tanh_i8, absmax_i8, sign_i8};
+
+}  // namespace avx2
+}  // namespace pplx

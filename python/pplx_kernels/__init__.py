@@ -1,0 +1,30 @@
+"""pplx-kernels: SIMD kernels for quantized embedding retrieval on CPUs."""
+
+from ._core import __compiled_isas__  # noqa: F401  (fails loudly on a bad PPLX_KERNELS_ISA)
+from .runtime import (
+    available_isas,
+    cpu_info,
+    get_isa,
+    get_num_threads,
+    set_isa,
+    set_num_threads,
+)
+from .pooling import mean_pool, mean_pool_spans
+from .quantize import pack_bits, quantize, quantize_fused, unpack_bits
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "available_isas",
+    "cpu_info",
+    "get_isa",
+    "get_num_threads",
+    "mean_pool",
+    "mean_pool_spans",
+    "pack_bits",
+    "quantize",
+    "quantize_fused",
+    "set_isa",
+    "set_num_threads",
+    "unpack_bits",
+]
