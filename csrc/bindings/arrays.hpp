@@ -38,6 +38,15 @@ View<T, N> view_of(const py::array& a, const char* name, bool writable = false) 
   if (writable && !a.writeable()) throw arg_error(name, "array is read-only");
   View<T, N> v;
   v.data = static_cast<T*>(const_cast<void*>(a.data()));
+  if (a.size() == 0) {  // numpy may give empty arrays any strides; nothing is read
+    size_t s = 1;
+    for (size_t i = N; i-- > 0;) {
+      v.shape[i] = size_t(a.shape(i));
+      v.stride[i] = s;
+      s *= v.shape[i] ? v.shape[i] : 1;
+    }
+    return v;
+  }
   for (size_t i = 0; i < N; ++i) {
     v.shape[i] = size_t(a.shape(i));
     ssize_t s = a.strides(i);
