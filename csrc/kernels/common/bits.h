@@ -26,12 +26,12 @@ inline void pack_signs(const float* x, size_t dim, uint8_t* bits, BitOrder order
     if (x[i] >= 0.0f) bits[i >> 3] |= bit_of(i, order);
 }
 
-// Reverses the bit order inside each byte of a 32-bit word (bytes stay put):
+// Reverses the bit order inside each byte of a word (bytes stay put):
 // turns movemask's little order into numpy's big order.
-inline uint32_t reverse_bits_in_bytes(uint32_t w) {
-  w = ((w >> 1) & 0x55555555u) | ((w & 0x55555555u) << 1);
-  w = ((w >> 2) & 0x33333333u) | ((w & 0x33333333u) << 2);
-  w = ((w >> 4) & 0x0F0F0F0Fu) | ((w & 0x0F0F0F0Fu) << 4);
+inline uint64_t reverse_bits_in_bytes(uint64_t w) {
+  w = ((w >> 1) & 0x5555555555555555ull) | ((w & 0x5555555555555555ull) << 1);
+  w = ((w >> 2) & 0x3333333333333333ull) | ((w & 0x3333333333333333ull) << 2);
+  w = ((w >> 4) & 0x0F0F0F0F0F0F0F0Full) | ((w & 0x0F0F0F0F0F0F0F0Full) << 4);
   return w;
 }
 

@@ -1,7 +1,7 @@
-// Quantization, AVX2. tanh_i8 is exact, not approximate: a cheap estimate of
-// 127*tanh(|x|) (error well under 0.5) picks a candidate code k, and two
-// gathered thresholds from tanh_i8_thresholds() move it to the code the
-// float64 formula gives. absmax_i8 and sign_i8 compute the same float32
+// Quantization, AVX2. tanh_i8 is exact, not approximate: an accurate
+// estimate of 127*tanh(|x|) is rounded, and the rare lanes within kTieBand
+// of a .5 boundary are settled by the exact threshold from
+// tanh_i8_thresholds(), so the code is the one the float64 formula gives. absmax_i8 and sign_i8 compute the same float32
 // operations as the scalar reference, so every variant agrees bit for bit.
 #include <cmath>
 
@@ -12,37 +12,53 @@ namespace pplx {
 namespace avx2 {
 namespace {
 
-// 127 * tanh(a) for a >= 0, absolute error below 0.05 (enough to land within
-// one code of the exact result): tanh(a) = 1 - 2 / (2^(2a log2 e) + 1), with
-// 2^t from a cubic on the fraction and an approximate reciprocal.
-inline __m256 tanh127_estimate(__m256 a) {
+// 127 * tanh(a) for 0 <= a <= 64, absolute error below 1e-4:
+// tanh(a) = 1 - 2 / (2^t + 1), t = 2 a log2(e), 2^t from a degree-6
+// polynomial on [-0.5, 0.5] times 2^round(t), the reciprocal refined by one
+// Newton step.
+inline __m256 tanh127(__m256 a) {
   __m256 t = _mm256_min_ps(_mm256_mul_ps(a, _mm256_set1_ps(2.8853900817779268f)), _mm256_set1_ps(40.0f));
-  __m256 n = _mm256_floor_ps(t);
+  __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 f = _mm256_sub_ps(t, n);
-  __m256 p = _mm256_fmadd_ps(f, _mm256_set1_ps(0.0790199f), _mm256_set1_ps(0.2249194f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(0.6960607f));
+  __m256 p = _mm256_fmadd_ps(f, _mm256_set1_ps(1.535336188319500e-4f), _mm256_set1_ps(1.339887440266574e-3f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(9.618437357674640e-3f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(5.550332471162809e-2f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(2.402264791363012e-1f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(6.931472028550421e-1f));
   p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(1.0f));
   __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  __m256 pow2 = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  __m256 r = _mm256_rcp_ps(_mm256_add_ps(pow2, _mm256_set1_ps(1.0f)));
-  return _mm256_mul_ps(_mm256_set1_ps(127.0f),
-                       _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), r, _mm256_set1_ps(1.0f)));
+  __m256 d = _mm256_fmadd_ps(p, _mm256_castsi256_ps(e), _mm256_set1_ps(1.0f));
+  __m256 r = _mm256_rcp_ps(d);
+  r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+  r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));  // rcp_ps is only 12 bits
+  return _mm256_fnmadd_ps(_mm256_set1_ps(254.0f), r, _mm256_set1_ps(127.0f));
 }
 
+// Lanes whose estimate lies this close to a .5 boundary are decided by the
+// exact threshold instead of by rounding (the estimate error is ~20x smaller).
+constexpr float kTieBand = 2e-3f;
+
 // Exact tanh codes of 8 lanes; *bad gathers the lanes that are not finite.
+// The rounded estimate, except near a .5 boundary, where m = floor(estimate)
+// gets one more if a >= T[m + 1] (a gather, taken for few vectors).
 inline __m256i tanh_codes(__m256 x, const float* thresholds, __m256* bad) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   __m256 a = _mm256_and_ps(x, abs_mask);
   *bad = _mm256_or_ps(*bad, _mm256_cmp_ps(a, _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
   __m256 a_safe = _mm256_min_ps(a, _mm256_set1_ps(64.0f));  // also maps NaN to 64
-  __m256i k = _mm256_cvttps_epi32(_mm256_add_ps(tanh127_estimate(a_safe), _mm256_set1_ps(0.5f)));
-  k = _mm256_min_epi32(_mm256_max_epi32(k, _mm256_setzero_si256()), _mm256_set1_epi32(127));
-  __m256 lo = _mm256_i32gather_ps(thresholds, k, 4);
-  __m256 hi = _mm256_i32gather_ps(thresholds + 1, k, 4);
-  // compare masks are -1 where true: k += (a >= hi) - (a < lo)
-  k = _mm256_add_epi32(k, _mm256_castps_si256(_mm256_cmp_ps(a_safe, lo, _CMP_LT_OQ)));
-  k = _mm256_sub_epi32(k, _mm256_castps_si256(_mm256_cmp_ps(a_safe, hi, _CMP_GE_OQ)));
-  return _mm256_sign_epi32(k, _mm256_castps_si256(x));
+  __m256 y = tanh127(a_safe);
+  __m256 k = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 near_tie = _mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(y, k), abs_mask),
+                                  _mm256_set1_ps(0.5f - kTieBand), _CMP_GT_OQ);
+  __m256i q = _mm256_min_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127));
+  if (_mm256_movemask_ps(near_tie)) {
+    __m256i m = _mm256_min_epi32(_mm256_cvttps_epi32(y), _mm256_set1_epi32(126));
+    __m256 next = _mm256_i32gather_ps(thresholds + 1, m, 4);
+    // the compare mask is -1 where true
+    __m256i exact = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a_safe, next, _CMP_GE_OQ)));
+    q = _mm256_blendv_epi8(q, exact, _mm256_castps_si256(near_tie));
+  }
+  return _mm256_sign_epi32(q, _mm256_castps_si256(x));
 }
 
 bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {

@@ -1,0 +1,128 @@
+"""Kernel-core benchmarks against the numpy formulation a user would write,
+same data, one run, printing the ratio (pytest-benchmark also collects them).
+
+    python benchmarks/bench_core.py              # ratio table
+    python -m pytest benchmarks/bench_core.py    # pytest-benchmark suite
+
+numpy may use several threads through its BLAS for the matmul form; ours use
+the process-wide setting (the number of usable cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import pplx_kernels as pk
+
+
+def best_time(fn, repeat=7, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def tanh_data(rng, n=20_000, d=1024):
+    return (rng.standard_normal((n, d)) * 0.5).astype(np.float32)
+
+
+def pooling_data(rng, b=64, s=256, h=1024, padding=0.2):
+    hidden = rng.standard_normal((b, s, h)).astype(np.float32)
+    lengths = np.clip(rng.normal(s * (1 - padding), s * 0.1, size=b).astype(int), 1, s)
+    mask = (np.arange(s)[None, :] < lengths[:, None]).astype(np.int64)
+    return hidden, mask
+
+
+def numpy_tanh_int8(x):
+    return np.clip(np.rint(np.tanh(x) * 127), -127, 127).astype(np.int8)
+
+
+def numpy_pack(x):
+    return np.packbits(x >= 0, axis=1)
+
+
+def numpy_pool_matmul(hidden, mask):
+    m = mask.astype(np.float32)
+    return (m[:, None, :] @ hidden)[:, 0, :] / np.maximum(m.sum(1, keepdims=True), 1)
+
+
+def numpy_pool_sum(hidden, mask):
+    m = mask[:, :, None].astype(np.float32)
+    return (hidden * m).sum(1) / np.maximum(m.sum(1), 1)
+
+
+CASES = {
+    # name: (data builder, ours, [(peer name, peer fn, target ratio)])
+    "tanh int8 20000x1024": (
+        tanh_data,
+        lambda x: pk.quantize(x, "int8", scheme="tanh"),
+        [("numpy clip(rint(tanh(x)*127))", numpy_tanh_int8, 20.0)],
+    ),
+    "sign+pack 20000x1024": (
+        tanh_data,
+        lambda x: pk.pack_bits(x),
+        [("np.packbits(x >= 0, axis=1)", numpy_pack, 2.0)],
+    ),
+    "mean pool [64,256,1024] 20% pad": (
+        pooling_data,
+        lambda d: pk.mean_pool(*d),
+        [("numpy batched matmul with mask", lambda d: numpy_pool_matmul(*d), 1.0),
+         ("numpy (h*m).sum(1)/m.sum(1)", lambda d: numpy_pool_sum(*d), 5.0)],
+    ),
+}
+
+
+def run(repeat: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, (make, ours, peers) in CASES.items():
+        data = make(rng)
+        t_ours = best_time(lambda: ours(data), repeat)
+        for peer_name, peer, target in peers:
+            t_peer = best_time(lambda: peer(data), repeat)
+            rows.append(dict(case=name, peer=peer_name, ours_ms=1e3 * t_ours, peer_ms=1e3 * t_peer,
+                             ratio=t_peer / t_ours, target=target))
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=7, help="timed runs per function (best is kept)")
+    args = ap.parse_args(argv)
+    info = pk.cpu_info()
+    print(f"pplx_kernels {pk.__version__}  isa={info['isa']}  kernels={info['kernels']}  threads={info['threads']}")
+    print(f"{'case':34s} {'peer':34s} {'ours ms':>9s} {'peer ms':>9s} {'ratio':>7s} {'target':>7s}")
+    for r in run(args.repeat):
+        ok = "ok" if r["ratio"] >= r["target"] else "BELOW"
+        print(f"{r['case']:34s} {r['peer']:34s} {r['ours_ms']:9.2f} {r['peer_ms']:9.2f} "
+              f"{r['ratio']:6.1f}x {r['target']:6.1f}x {ok}")
+
+
+# pytest-benchmark suite: python -m pytest benchmarks/bench_core.py
+def _bench(benchmark, case, which):
+    make, ours, peers = CASES[case]
+    data = make(np.random.default_rng(0))
+    fn = ours if which == "ours" else peers[which][1]
+    benchmark(lambda: fn(data))
+
+
+try:
+    import pytest
+
+    @pytest.mark.parametrize("which", ["ours", 0])
+    @pytest.mark.parametrize("case", list(CASES))
+    def test_core(benchmark, case, which):
+        _bench(benchmark, case, which)
+except ImportError:  # running the script without pytest installed
+    pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+// Quantization, AVX-512 (F/BW/VL/DQ). Same method as the AVX2 twin: an
+// accurate estimate of 127*tanh(|x|) is rounded, and the rare lanes within
+// kTieBand of a .5 boundary are settled by the exact threshold, read from a
+// 128-entry table held in eight registers (vpermt2ps, no gather).
+#include "kernels/common/avx512_bits.h"
+#include "pplx/quantize.h"
+
+namespace pplx {
+namespace avx512 {
+namespace {
+
+// 127 * tanh(a) for 0 <= a <= 64, absolute error below 1e-4:
+// tanh(a) = 1 - 2 / (2^t + 1), t = 2 a log2(e), 2^t from a degree-6
+// polynomial on [-0.5, 0.5] scaled by 2^round(t), the reciprocal refined by
+// one Newton step.
+inline __m512 tanh127(__m512 a) {
+  __m512 t = _mm512_min_ps(_mm512_mul_ps(a, _mm512_set1_ps(2.8853900817779268f)), _mm512_set1_ps(40.0f));
+  __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_fmadd_ps(f, _mm512_set1_ps(1.535336188319500e-4f), _mm512_set1_ps(1.339887440266574e-3f));
+  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(9.618437357674640e-3f));
+  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(5.550332471162809e-2f));
+  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(2.402264791363012e-1f));
+  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(6.931472028550421e-1f));
+  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(1.0f));
+  __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));
+  __m512 r = _mm512_rcp14_ps(d);
+  r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+  return _mm512_fnmadd_ps(_mm512_set1_ps(254.0f), r, _mm512_set1_ps(127.0f));
+}
+
+// Lanes whose estimate lies this close to a .5 boundary are decided by the
+// exact threshold instead of by rounding (the estimate error is ~20x smaller).
+constexpr float kTieBand = 2e-3f;
+
+struct Thresholds {
+  __m512 t[8];  // T[0..127]
+  explicit Thresholds(const float* table) {
+    for (int i = 0; i < 8; ++i) t[i] = _mm512_loadu_ps(table + 16 * i);
+  }
+  // T[idx] for idx in [0, 128)
+  __m512 lookup(__m512i idx) const {
+    __m512 l01 = _mm512_permutex2var_ps(t[0], idx, t[1]);
+    __m512 l23 = _mm512_permutex2var_ps(t[2], idx, t[3]);
+    __m512 l45 = _mm512_permutex2var_ps(t[4], idx, t[5]);
+    __m512 l67 = _mm512_permutex2var_ps(t[6], idx, t[7]);
+    __mmask16 b5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+    __mmask16 b6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
+    __m512 lo = _mm512_mask_blend_ps(b5, l01, l23), hi = _mm512_mask_blend_ps(b5, l45, l67);
+    return _mm512_mask_blend_ps(b6, lo, hi);
+  }
+};
+
+// Exact tanh codes of 16 lanes: the rounded estimate, except near a .5
+// boundary, where m = floor(estimate) gets one more if a >= T[m + 1].
+inline __m512i tanh_codes(__m512 x, const Thresholds& th, __mmask16* bad) {
+  __m512 a = _mm512_abs_ps(x);
+  *bad |= _mm512_cmp_ps_mask(a, _mm512_set1_ps(INFINITY), _CMP_NLT_UQ);
+  __m512 a_safe = _mm512_min_ps(a, _mm512_set1_ps(64.0f));  // also maps NaN to 64
+  __m512 y = tanh127(a_safe);
+  __m512 k = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __mmask16 near_tie = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(y, k)),
+                                          _mm512_set1_ps(0.5f - kTieBand), _CMP_GT_OQ);
+  __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127));
+  if (near_tie) {
+    __m512i m = _mm512_min_epi32(_mm512_cvttps_epi32(y), _mm512_set1_epi32(126));
+    __m512 threshold = th.lookup(_mm512_add_epi32(m, _mm512_set1_epi32(1)));
+    __mmask16 up = _mm512_cmp_ps_mask(a_safe, threshold, _CMP_GE_OQ);
+    q = _mm512_mask_mov_epi32(q, near_tie, _mm512_mask_add_epi32(m, up, m, _mm512_set1_epi32(1)));
+  }
+  __mmask16 negative = _mm512_movepi32_mask(_mm512_castps_si512(x));
+  return _mm512_mask_sub_epi32(q, negative, _mm512_setzero_si512(), q);
+}
+
+template <typename CodeFn>
+void store_codes(const float* x, size_t dim, int8_t* codes, CodeFn code) {
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtsepi32_epi8(code(_mm512_loadu_ps(x + i))));
+  if (i < dim) {
+    __mmask16 k = tail_mask16(dim - i);
+    _mm512_mask_cvtsepi32_storeu_epi8(codes + i, k, code(_mm512_maskz_loadu_ps(k, x + i)));
+  }
+}
+
+void pack_nonneg(const float* x, size_t dim, uint8_t* bits, BitOrder order) {
+  size_t i = 0;
+  for (; i + 64 <= dim; i += 64) {
+    uint64_t w = 0;
+    for (int j = 0; j < 4; ++j)
+      w |= uint64_t(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + 16 * j), _mm512_setzero_ps(), _CMP_GE_OQ)) << (16 * j);
+    store_bits(bits + i / 8, w, 64, order);
+  }
+  if (i < dim) {
+    size_t n = dim - i;
+    uint64_t w = 0;
+    for (size_t j = 0; 16 * j < n; ++j) {
+      __mmask16 k = tail_mask16(n - 16 * j);
+      w |= uint64_t(_mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, x + i + 16 * j), _mm512_setzero_ps(), _CMP_GE_OQ)) << (16 * j);
+    }
+    store_bits(bits + i / 8, w, n, order);
+  }
+}
+
+bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {
+  const Thresholds th(tanh_i8_thresholds());
+  __mmask16 bad = 0;
+  store_codes(x, dim, codes, [&](__m512 v) { return tanh_codes(v, th, &bad); });
+  if (bits) pack_nonneg(x, dim, bits, order);  // the row is in L1 now
+  return bad == 0;
+}
+
+bool absmax_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {
+  __m512 max_abs = _mm512_setzero_ps();
+  __mmask16 bad = 0;
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    __m512 v = _mm512_loadu_ps(x + i);
+    bad |= not_finite(v);
+    max_abs = _mm512_max_ps(max_abs, _mm512_abs_ps(v));
+  }
+  if (i < dim) {
+    __m512 v = _mm512_maskz_loadu_ps(tail_mask16(dim - i), x + i);
+    bad |= not_finite(v);
+    max_abs = _mm512_max_ps(max_abs, _mm512_abs_ps(v));
+  }
+  if (bits) pack_nonneg(x, dim, bits, order);
+  if (bad) return false;
+  const float m = _mm512_reduce_max_ps(max_abs);
+  if (m == 0.0f) {
+    std::memset(codes, 0, dim);
+    return true;
+  }
+  const float pre_s = m < kAbsmaxTiny ? kAbsmaxPrescale : 1.0f;
+  const __m512 pre = _mm512_set1_ps(pre_s), scale = _mm512_set1_ps(127.0f / (m * pre_s));
+  store_codes(x, dim, codes, [&](__m512 v) {
+    __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_mul_ps(v, pre), scale),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512i c = _mm512_cvtps_epi32(q);
+    return _mm512_max_epi32(_mm512_min_epi32(c, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
+  });
+  return true;
+}
+
+bool sign_i8(const float* x, size_t dim, int8_t* codes) {
+  __mmask16 bad = 0;
+  store_codes(x, dim, codes, [&](__m512 v) {
+    bad |= not_finite(v);
+    __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(1), _mm512_set1_epi32(-1));
+  });
+  return bad == 0;
+}
+
+}  // namespace
+
+const QuantizeKernels quantize = {tanh_i8, absmax_i8, sign_i8};
+
+}  // namespace avx512
+}  // namespace pplx
