@@ -56,13 +56,32 @@ KernelTable build_table(Isa level) {
   t.pooling = scalar::pooling;
   t.quantize = scalar::quantize;
   t.bitpack = scalar::bitpack;
+  t.cosine = scalar::cosine;
+  t.hamming = scalar::hamming;
   t.pooling_isa = t.quantize_isa = t.bitpack_isa = Isa::scalar;
+  t.cosine_isa = t.hamming_isa = Isa::scalar;
 #if defined(PPLX_HAVE_X86)
   if (level >= Isa::avx2 && level != Isa::neon) {
     t.pooling = avx2::pooling;
     t.quantize = avx2::quantize;
     t.bitpack = avx2::bitpack;
     t.pooling_isa = t.quantize_isa = t.bitpack_isa = Isa::avx2;
+    t.cosine = avx2::cosine;
+    t.hamming = avx2::hamming;
+    t.cosine_isa = t.hamming_isa = Isa::avx2;
+  }
+  // The AVX-512 search kernels need VNNI (cosine) and VPOPCNTDQ (Hamming)
+  // beyond the level's F/BW/VL/DQ; without them the AVX2 twins run.
+  if (level == Isa::avx512) {
+    const CpuFeatures& f = cpu_features();
+    if (f.avx512vnni) t.cosine = avx512::cosine, t.cosine_isa = Isa::avx512;
+    if (f.avx512vpopcntdq) t.hamming = avx512::hamming, t.hamming_isa = Isa::avx512;
+  }
+  // Pooling has no AVX-512 variant: it streams memory, which AVX2 saturates.
+  if (level == Isa::avx512) {
+    t.quantize = avx512::quantize;
+    t.bitpack = avx512::bitpack;
+    t.quantize_isa = t.bitpack_isa = Isa::avx512;
   }
 #endif
   return t;
@@ -111,8 +130,11 @@ void set_isa(Isa isa) {
 }
 
 std::vector<std::pair<std::string, std::string>> extra_kernel_variants(const KernelTable& t) {
-  (void)t;
-  return {};
+  // The AVX-512 variants are named by the extension they rely on.
+  std::string cosine = isa_name(t.cosine_isa), hamming = isa_name(t.hamming_isa);
+  if (t.cosine_isa == Isa::avx512) cosine = "avx512_vnni";
+  if (t.hamming_isa == Isa::avx512) hamming = "avx512_vpopcntdq";
+  return {{"cosine", cosine}, {"hamming", hamming}};
 }
 
 }  // namespace pplx

@@ -11,6 +11,7 @@ from .runtime import (
 )
 from .pooling import mean_pool, mean_pool_spans
 from .quantize import pack_bits, quantize, quantize_fused, unpack_bits
+from .search import cosine, hamming, norms, topk
 
 __version__ = "0.1.0"
 
@@ -27,15 +28,19 @@ def __getattr__(name):
 # Embedder stays out of __all__ so that `import *` needs no onnxruntime.
 __all__ = [
     "available_isas",
+    "cosine",
     "cpu_info",
     "get_isa",
     "get_num_threads",
+    "hamming",
     "mean_pool",
     "mean_pool_spans",
+    "norms",
     "pack_bits",
     "quantize",
     "quantize_fused",
     "set_isa",
     "set_num_threads",
+    "topk",
     "unpack_bits",
 ]

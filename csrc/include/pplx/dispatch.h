@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "pplx/bitpack.h"
+#include "pplx/cosine.h"
+#include "pplx/hamming.h"
 #include "pplx/pooling.h"
 #include "pplx/quantize.h"
 #include "pplx/types.h"
@@ -37,8 +39,11 @@ struct KernelTable {
   PoolingKernels pooling;
   QuantizeKernels quantize;
   BitpackKernels bitpack;
+  CosineKernels cosine;
+  HammingKernels hamming;
   Isa level;
   Isa pooling_isa, quantize_isa, bitpack_isa;
+  Isa cosine_isa, hamming_isa;
 };
 
 // The active table. At first use it is built from PPLX_KERNELS_ISA (a cap)

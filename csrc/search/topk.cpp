@@ -1,0 +1,221 @@
+// Top-k search: blocks of queries x chunks of database rows go to the
+// workers; each worker keeps one bounded heap per query it has seen, and a
+// final merge per query picks the best k of the workers' heaps. The order on
+// (score, id) is strict and scores are exact, so the result is the same
+// whatever the split and the thread count. Memory: workers x M x k pairs
+// plus per-worker blocks, never M x N.
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "pplx/dispatch.h"
+#include "pplx/parallel.h"
+#include "pplx/search.h"
+#include "search/blocking.hpp"
+#include "search/int8_rows.hpp"
+#include "search/topk_heap.hpp"
+
+namespace pplx {
+namespace {
+
+// Cosine: scores float32, higher is better.
+struct CosineScan {
+  using S = float;
+  static constexpr bool kDesc = true;
+  static constexpr S kPad = -std::numeric_limits<float>::infinity();
+
+  const CosineKernels& k;
+  I8Rows q, x;
+  const float* x_norms;
+  bool clamp;
+  ArgNames names;
+  const int8_t* qd;  // checked (possibly clamped) queries, stride q.stride
+  std::vector<float> rq;
+
+  struct Scratch {
+    std::vector<int8_t> rows;
+    std::vector<int32_t> dots;
+    std::vector<float> rx;
+  };
+
+  size_t row_bytes() const { return x.dim; }
+
+  size_t first(const S* s, size_t n, bool open, S worst) const {
+    return open ? 0 : k.first_at_least(s, n, worst);
+  }
+
+  // Scores [nq, nr] of queries q0.. against rows at xr (ids: null for
+  // consecutive rows from r0, else the rows' ids).
+  void score(Scratch& w, size_t q0, size_t nq, const int8_t* xr, size_t nr, size_t stride,
+             const int64_t* ids, size_t r0, S* out) const {
+    xr = checked_rows(k, xr, nr, &stride, x.dim, clamp, names.database, ids, r0, w.rows);
+    w.rx.resize(nr);
+    reciprocal_norms(k, xr, nr, stride, x.dim, x_norms, ids, r0, w.rx.data());
+    w.dots.resize(nq * nr);
+    k.dots_i8(qd + q0 * q.stride, nq, q.stride, xr, nr, stride, x.dim, w.dots.data(), nr);
+    for (size_t a = 0; a < nq; ++a)
+      k.cos_scores(w.dots.data() + a * nr, w.rx.data(), rq[q0 + a], nr, out + a * nr);
+  }
+};
+
+// Hamming: scores int32 distances, lower is better.
+struct HammingScan {
+  using S = int32_t;
+  static constexpr bool kDesc = false;
+  static constexpr S kPad = std::numeric_limits<int32_t>::max();
+
+  const HammingKernels& k;
+  U8Rows q, x;
+  const uint8_t* qd;
+
+  struct Scratch {};
+
+  size_t row_bytes() const { return x.dim; }
+
+  size_t first(const S* s, size_t n, bool open, S worst) const {
+    return open ? 0 : k.first_at_most(s, n, worst);
+  }
+
+  void score(Scratch&, size_t q0, size_t nq, const uint8_t* xr, size_t nr, size_t stride,
+             const int64_t*, size_t, S* out) const {
+    k.hamming_u1(qd + q0 * q.stride, nq, q.stride, xr, nr, stride, x.dim, out, nr);
+  }
+};
+
+// Offers scores[0, n) of query a (ids[i], or first_id + i) to its heap.
+template <class Scan>
+void offer(const Scan& scan, HeapSet<typename Scan::S, Scan::kDesc>& h, size_t a,
+           const typename Scan::S* scores, size_t n, const int64_t* ids, size_t first_id) {
+  size_t i = 0;
+  while (i < n) {
+    i += scan.first(scores + i, n - i, !h.full(a), h.full(a) ? h.worst(a) : scores[i]);
+    if (i >= n) break;
+    h.push(a, scores[i], ids ? ids[i] : int64_t(first_id + i));
+    ++i;
+  }
+}
+
+// Database chunks: enough for the workers to share, but few enough that the
+// workers' heaps (chunks x k per query at most) stay small next to N.
+size_t chunk_count(size_t n_rows, size_t rb, size_t k) {
+  size_t by_blocks = ceil_div(n_rows, rb);
+  size_t by_k = std::max<size_t>(1, n_rows / (8 * k));
+  return std::max<size_t>(1, std::min<size_t>({64, by_blocks, by_k}));
+}
+
+template <class Scan>
+void topk_dense(const Scan& scan, size_t k, typename Scan::S* out_s, int64_t* out_id,
+                size_t threads) {
+  using S = typename Scan::S;
+  using Heaps = HeapSet<S, Scan::kDesc>;
+  const size_t M = scan.q.rows, N = scan.x.rows;
+  const size_t rb = row_block(scan.row_bytes()), qb = query_block(scan.row_bytes());
+  const size_t n_qb = ceil_div(M, qb), n_chunks = chunk_count(N, rb, k);
+  const size_t units = n_qb * n_chunks;
+  const size_t workers = std::max<size_t>(1, std::min(threads, units));
+  // heaps[w][b]: worker w's heaps for query block b, made when first needed.
+  std::vector<std::vector<std::unique_ptr<Heaps>>> heaps(workers);
+  for (auto& h : heaps) h.resize(n_qb);
+  std::atomic<size_t> next{0};
+  parallel_for(workers, threads, [&](size_t w) {
+    typename Scan::Scratch scratch;
+    std::vector<S> buf;
+    try {
+      for (size_t u; (u = next.fetch_add(1)) < units;) {
+        size_t c = u / n_qb, b = u % n_qb;  // chunk-major: neighbours share rows
+        size_t q0 = b * qb, nq = std::min(qb, M - q0);
+        if (!heaps[w][b]) heaps[w][b].reset(new Heaps(nq, k));
+        Heaps& h = *heaps[w][b];
+        size_t r0, r1;
+        split_range(N, n_chunks, c, &r0, &r1);
+        for (size_t r = r0; r < r1; r += rb) {
+          size_t nr = std::min(rb, r1 - r);
+          buf.resize(nq * nr);
+          scan.score(scratch, q0, nq, scan.x.data + r * scan.x.stride, nr, scan.x.stride,
+                     nullptr, r, buf.data());
+          for (size_t a = 0; a < nq; ++a) offer(scan, h, a, buf.data() + a * nr, nr, nullptr, r);
+        }
+      }
+    } catch (...) {
+      next.store(units);  // the others stop at their next unit
+      throw;
+    }
+  });
+  parallel_for(n_qb, threads, [&](size_t b) {
+    std::vector<std::pair<S, int64_t>> all;
+    size_t q0 = b * qb, nq = std::min(qb, M - q0);
+    for (size_t a = 0; a < nq; ++a) {
+      all.clear();
+      for (size_t w = 0; w < workers; ++w)
+        if (heaps[w][b]) collect(*heaps[w][b], a, all);
+      write_best<S, Scan::kDesc>(all, k, Scan::kPad, out_s + (q0 + a) * k, out_id + (q0 + a) * k);
+    }
+  });
+}
+
+// Candidate form: query m is scored against its own candidate rows only
+// (-1 skipped, duplicates once), in blocks of gathered rows.
+template <class Scan, typename T>
+void topk_candidates(const Scan& scan, const T* xdata, size_t k, const int64_t* cand,
+                     size_t n_cand, typename Scan::S* out_s, int64_t* out_id, size_t threads) {
+  using S = typename Scan::S;
+  const size_t M = scan.q.rows, D = scan.x.dim;
+  const size_t rb = row_block(scan.row_bytes());
+  parallel_for(M, threads, [&](size_t m) {
+    thread_local typename Scan::Scratch scratch;
+    thread_local std::vector<int64_t> ids;
+    thread_local std::vector<T> rows;
+    thread_local std::vector<S> buf;
+    ids.clear();
+    for (size_t c = 0; c < n_cand; ++c)
+      if (cand[m * n_cand + c] >= 0) ids.push_back(cand[m * n_cand + c]);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    HeapSet<S, Scan::kDesc> h(1, std::max<size_t>(1, std::min(k, ids.size())));
+    for (size_t i0 = 0; i0 < ids.size(); i0 += rb) {
+      size_t n = std::min(rb, ids.size() - i0);
+      rows.resize(n * D);
+      for (size_t i = 0; i < n; ++i)
+        std::copy_n(xdata + size_t(ids[i0 + i]) * scan.x.stride, D, rows.data() + i * D);
+      buf.resize(n);
+      scan.score(scratch, m, 1, rows.data(), n, D, ids.data() + i0, 0, buf.data());
+      offer(scan, h, 0, buf.data(), n, ids.data() + i0, 0);
+    }
+    std::vector<std::pair<S, int64_t>> all;
+    collect(h, 0, all);
+    write_best<S, Scan::kDesc>(all, k, Scan::kPad, out_s + m * k, out_id + m * k);
+  });
+}
+
+}  // namespace
+
+void topk_cosine(I8Rows q, I8Rows x, const float* x_norms, size_t k, const int64_t* candidates,
+                 size_t n_cand, bool clamp, float* scores, int64_t* ids, size_t threads,
+                 ArgNames names) {
+  if (q.rows == 0 || k == 0) return;
+  const CosineKernels& kern = kernels().cosine;
+  std::vector<int8_t> q_copy;
+  CosineScan scan{kern, q, x, x_norms, clamp, names, nullptr, {}};
+  scan.qd = checked_rows(kern, q.data, q.rows, &scan.q.stride, q.dim, clamp, names.queries,
+                         nullptr, 0, q_copy);
+  scan.rq.resize(q.rows);
+  reciprocal_norms(kern, scan.qd, q.rows, scan.q.stride, q.dim, nullptr, nullptr, 0, scan.rq.data());
+  if (candidates)
+    topk_candidates(scan, x.data, k, candidates, n_cand, scores, ids, threads);
+  else
+    topk_dense(scan, k, scores, ids, threads);
+}
+
+void topk_hamming(U8Rows q, U8Rows x, size_t k, const int64_t* candidates, size_t n_cand,
+                  int32_t* scores, int64_t* ids, size_t threads) {
+  if (q.rows == 0 || k == 0) return;
+  HammingScan scan{kernels().hamming, q, x, q.data};
+  if (candidates)
+    topk_candidates(scan, x.data, k, candidates, n_cand, scores, ids, threads);
+  else
+    topk_dense(scan, k, scores, ids, threads);
+}
+
+}  // namespace pplx
