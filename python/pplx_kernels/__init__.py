@@ -12,6 +12,7 @@ from .runtime import (
 from .pooling import mean_pool, mean_pool_spans
 from .quantize import pack_bits, quantize, quantize_fused, unpack_bits
 from .search import cosine, hamming, norms, topk
+from .index import Index
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ def __getattr__(name):
 
 # Embedder stays out of __all__ so that `import *` needs no onnxruntime.
 __all__ = [
+    "Index",
     "available_isas",
     "cosine",
     "cpu_info",
