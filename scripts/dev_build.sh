@@ -2,7 +2,8 @@
 # Builds the extension in build/dev and places it beside the Python sources,
 # for working from a checkout with PYTHONPATH=python (pip install . is the
 # real install). Extra arguments go to CMake's configure step, e.g.
-# scripts/dev_build.sh -DPPLX_SANITIZE=ON
+# scripts/dev_build.sh -DPPLX_SANITIZE=ON. PPLX_MODULE_DIR puts the module
+# elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${PPLX_BUILD_DIR:-build/dev}
@@ -12,7 +13,8 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DPython_EXECUTABLE="$(command -v python3)" "$@" >/dev/null
 cmake --build "$build"
 # Replace atomically: another process may have the old module mapped.
+dest=${PPLX_MODULE_DIR:-python/pplx_kernels}
 for so in "$build"/_core*.so; do
-  tmp=python/pplx_kernels/.$(basename "$so").$$
-  cp "$so" "$tmp" && mv -f "$tmp" python/pplx_kernels/"$(basename "$so")"
+  tmp=$dest/.$(basename "$so").$$
+  cp "$so" "$tmp" && mv -f "$tmp" "$dest/$(basename "$so")"
 done
