@@ -441,8 +441,9 @@ def test_readers_see_a_consistent_state_while_a_writer_adds(rng):
 
 @pytest.fixture(scope="module")
 def stdlib_embeddings():
-    """Float embeddings of ~2,000 stdlib docstrings (database) and of the
-    first lines of ~300 others (queries), from the default model."""
+    """Float embeddings of ~1,600 stdlib docstrings (database) and of the
+    first lines of ~250 others (queries: short, like real questions, and
+    harder for the bits than whole documents), from the default model."""
     try:
         from pplx_kernels._default_model import default_model_files
         from pplx_kernels.embedder import Embedder
@@ -453,8 +454,8 @@ def stdlib_embeddings():
     docs = stdlib_docstrings()
     # max_length 128 halves the embedding time; the vectors stay real.
     embedder = Embedder(max_length=128)
-    database = embedder.encode([f"{d['title']}\n{d['text']}" for d in docs[0::3]], "float", show_progress=False)
-    queries = embedder.encode([d["text"].split("\n")[0] for d in docs[1::20]], "float", show_progress=False)
+    database = embedder.encode([f"{d['title']}\n{d['text']}" for d in docs[0::4]], "float", show_progress=False)
+    queries = embedder.encode([d["text"].split("\n")[0] for d in docs[1::25]], "float", show_progress=False)
     return database, queries, embedder.scheme
 
 

