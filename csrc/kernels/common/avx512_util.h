@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/common/unroll.h"
+
 namespace pplx {
 namespace avx512 {
 namespace {
@@ -19,17 +21,20 @@ inline __mmask64 byte_mask(size_t n) { return n >= 64 ? ~__mmask64(0) : _bzhi_u6
 
 // Lane i of the result is the sum of the 16 int32 lanes of v[i]: a transpose
 // tree of 15 adds instead of 16 separate horizontal sums.
-inline __m512i reduce16_epi32(const __m512i v[16]) {
+inline __attribute__((always_inline)) __m512i reduce16_epi32(const __m512i (&v)[16]) {
   __m512i t[8], u[4], w[2];
-  for (int j = 0; j < 8; ++j)  // 128-bit lane L: [a0+a2, b0+b2, a1+a3, b1+b3]
+  unroll<8>([&](auto j) {  // 128-bit lane L: [a0+a2, b0+b2, a1+a3, b1+b3]
     t[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * j], v[2 * j + 1]),
                             _mm512_unpackhi_epi32(v[2 * j], v[2 * j + 1]));
-  for (int j = 0; j < 4; ++j)  // lane L: sums over lane L of v[4j .. 4j+3]
+  });
+  unroll<4>([&](auto j) {  // lane L: sums over lane L of v[4j .. 4j+3]
     u[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * j], t[2 * j + 1]),
                             _mm512_unpackhi_epi64(t[2 * j], t[2 * j + 1]));
-  for (int j = 0; j < 2; ++j)  // pairs of 128-bit lanes folded
+  });
+  unroll<2>([&](auto j) {  // pairs of 128-bit lanes folded
     w[j] = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2 * j], u[2 * j + 1], 0x88),
                             _mm512_shuffle_i32x4(u[2 * j], u[2 * j + 1], 0xDD));
+  });
   return _mm512_add_epi32(_mm512_shuffle_i32x4(w[0], w[1], 0x88),
                           _mm512_shuffle_i32x4(w[0], w[1], 0xDD));
 }
@@ -47,12 +52,14 @@ struct TileTable {
 
 // Writes the QT x RT sums of acc (row-major) to out, less corr[a] in row a.
 template <int QT, int RT>
-inline void store_sums(const __m512i* acc, const int32_t* corr, int32_t* out, size_t out_stride) {
+inline __attribute__((always_inline)) void store_sums(const __m512i (&acc)[QT * RT],
+                                                      const int32_t* corr, int32_t* out,
+                                                      size_t out_stride) {
   alignas(64) int32_t s[16];
-  if (QT * RT == 16) {
+  if constexpr (QT * RT == 16) {
     _mm512_store_si512(s, reduce16_epi32(acc));
   } else {
-    for (int i = 0; i < QT * RT; ++i) s[i] = _mm512_reduce_add_epi32(acc[i]);
+    unroll<QT * RT>([&](auto i) { s[i] = _mm512_reduce_add_epi32(acc[i]); });
   }
   for (int a = 0; a < QT; ++a)
     for (int r = 0; r < RT; ++r) out[a * out_stride + r] = s[a * RT + r] - (corr ? corr[a] : 0);

@@ -18,20 +18,19 @@ struct HammingTile {
   static void run(const uint8_t* q, size_t qs, const uint8_t* x, size_t xs, size_t bytes,
                   const int32_t*, int32_t* out, size_t os) {
     __m512i acc[QT * RT];
-    for (auto& a : acc) a = _mm512_setzero_si512();
-    auto step = [&](size_t i, __mmask64 m) {
+    unroll<QT * RT>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
+    for (size_t i = 0; i < bytes; i += 64) {
+      const __mmask64 m = byte_mask(bytes - i);  // zero lanes xor to zero
       __m512i xv[RT];
-      for (int r = 0; r < RT; ++r) xv[r] = _mm512_maskz_loadu_epi8(m, x + r * xs + i);
-      for (int a = 0; a < QT; ++a) {
-        __m512i qv = _mm512_maskz_loadu_epi8(m, q + a * qs + i);
-        for (int r = 0; r < RT; ++r)
+      unroll<RT>([&](auto r) { xv[r] = _mm512_maskz_loadu_epi8(m, x + r * xs + i); });
+      unroll<QT>([&](auto a) {
+        const __m512i qv = _mm512_maskz_loadu_epi8(m, q + a * qs + i);
+        unroll<RT>([&](auto r) {
           acc[a * RT + r] = _mm512_add_epi32(acc[a * RT + r],
                                              _mm512_popcnt_epi32(_mm512_xor_si512(xv[r], qv)));
-      }
-    };
-    size_t i = 0;
-    for (; i + 64 <= bytes; i += 64) step(i, ~__mmask64(0));
-    if (i < bytes) step(i, byte_mask(bytes - i));  // zero lanes xor to zero
+        });
+      });
+    }
     store_sums<QT, RT>(acc, nullptr, out, os);
   }
 };
