@@ -247,10 +247,14 @@ class Index:
             raise TypeError(f"{name}: expected int8 or float vectors, got {x.dtype}")
         x, single = rows_arg(float32_arg(x, name), name)
         self._check_width(x, name)
-        if need_bits:
-            codes, bits = quantize_fused(x, scheme=self._scheme)
-            return codes, bits, single
-        return quantize(x, "int8", scheme=self._scheme), None, single
+        try:
+            if need_bits:
+                codes, bits = quantize_fused(x, scheme=self._scheme)
+                return codes, bits, single
+            return quantize(x, "int8", scheme=self._scheme), None, single
+        except ValueError as exc:  # name our argument, not the quantizer's
+            message = str(exc)
+            raise ValueError(f"{name}: {message[3:] if message.startswith('x: ') else message}") from None
 
     def _check_width(self, x: np.ndarray, name: str) -> None:
         if x.shape[1] != self._dim:
