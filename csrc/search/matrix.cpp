@@ -29,12 +29,15 @@ void cosine_matrix(I8Rows q, I8Rows x, const float* x_norms, bool clamp, float* 
     thread_local std::vector<int32_t> dots;
     thread_local std::vector<float> rx;
     size_t stride = x.stride;
-    const int8_t* xd = checked_rows(k, x.data + r0 * x.stride, nr, &stride, x.dim, clamp,
-                                    names.database, nullptr, r0, scratch);
+    const int8_t* xd = x.data + r0 * x.stride;
+    dots.resize(nq * nr);
+    if (k.dots_i8(qd + q0 * q.stride, nq, q.stride, xd, nr, stride, x.dim, dots.data(), nr)) {
+      // A -128 in these rows: raise, or score a clamped copy.
+      xd = checked_rows(k, xd, nr, &stride, x.dim, clamp, names.database, nullptr, r0, scratch);
+      k.dots_i8(qd + q0 * q.stride, nq, q.stride, xd, nr, stride, x.dim, dots.data(), nr);
+    }
     rx.resize(nr);
     reciprocal_norms(k, xd, nr, stride, x.dim, x_norms, nullptr, r0, rx.data());
-    dots.resize(nq * nr);
-    k.dots_i8(qd + q0 * q.stride, nq, q.stride, xd, nr, stride, x.dim, dots.data(), nr);
     for (size_t a = 0; a < nq; ++a)
       k.cos_scores(dots.data() + a * nr, rx.data(), rq[q0 + a], nr, out + (q0 + a) * x.rows + r0);
   });

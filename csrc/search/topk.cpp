@@ -50,11 +50,14 @@ struct CosineScan {
   // consecutive rows from r0, else the rows' ids).
   void score(Scratch& w, size_t q0, size_t nq, const int8_t* xr, size_t nr, size_t stride,
              const int64_t* ids, size_t r0, S* out) const {
-    xr = checked_rows(k, xr, nr, &stride, x.dim, clamp, names.database, ids, r0, w.rows);
+    w.dots.resize(nq * nr);
+    if (k.dots_i8(qd + q0 * q.stride, nq, q.stride, xr, nr, stride, x.dim, w.dots.data(), nr)) {
+      // A -128 in these rows: raise, or score a clamped copy.
+      xr = checked_rows(k, xr, nr, &stride, x.dim, clamp, names.database, ids, r0, w.rows);
+      k.dots_i8(qd + q0 * q.stride, nq, q.stride, xr, nr, stride, x.dim, w.dots.data(), nr);
+    }
     w.rx.resize(nr);
     reciprocal_norms(k, xr, nr, stride, x.dim, x_norms, ids, r0, w.rx.data());
-    w.dots.resize(nq * nr);
-    k.dots_i8(qd + q0 * q.stride, nq, q.stride, xr, nr, stride, x.dim, w.dots.data(), nr);
     for (size_t a = 0; a < nq; ++a)
       k.cos_scores(w.dots.data() + a * nr, w.rx.data(), rq[q0 + a], nr, out + a * nr);
   }

@@ -15,7 +15,10 @@
 namespace pplx {
 
 // out[i * out_stride + j] = dot(q row i, x row j) for i < nq, j < nx.
-using DotsI8Fn = void (*)(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x,
+// q must be free of -128 (checked once by the caller). Returns true when an
+// element of x is -128; out is then unspecified. Checking x here, while its
+// rows are loaded anyway, saves a second pass over the database.
+using DotsI8Fn = bool (*)(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x,
                           size_t nx, size_t x_stride, size_t dim, int32_t* out,
                           size_t out_stride);
 // Sum of squares of one row (exact for dim <= 65536).

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/common/avx2_util.h"
+#include "kernels/common/unroll.h"
 #include "pplx/cosine.h"
 
 namespace pplx {
@@ -36,7 +37,7 @@ inline int32_t hsum(__m256i v) {
 }
 
 // Lane i of the result is the sum of the 8 lanes of v[i].
-inline __m256i reduce8(const __m256i v[8]) {
+inline __m256i reduce8(const __m256i (&v)[8]) {
   __m256i t0 = _mm256_hadd_epi32(v[0], v[1]), t1 = _mm256_hadd_epi32(v[2], v[3]);
   __m256i t2 = _mm256_hadd_epi32(v[4], v[5]), t3 = _mm256_hadd_epi32(v[6], v[7]);
   __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);
@@ -44,25 +45,29 @@ inline __m256i reduce8(const __m256i v[8]) {
                           _mm256_permute2x128_si256(u0, u1, 0x31));
 }
 
-template <int QT, int RT>
-void tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, int32_t* out,
+// With Check, also returns whether a row byte was -128 (the signed minimum
+// of the rows); only a call's first query tile checks.
+template <bool Check, int QT, int RT>
+bool tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, int32_t* out,
           size_t os) {
   __m256i acc[QT * RT];
-  for (auto& a : acc) a = _mm256_setzero_si256();
+  unroll<QT * RT>([&](auto t) { acc[t] = _mm256_setzero_si256(); });
+  __m256i low = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
   auto step = [&](auto load, size_t i) {
     __m256i xv[RT], ax[RT];
-    for (int r = 0; r < RT; ++r) {
+    unroll<RT>([&](auto r) {
       xv[r] = load(x + r * xs + i);
       ax[r] = _mm256_abs_epi8(xv[r]);
-    }
-    for (int a = 0; a < QT; ++a) {
+      if (Check) low = _mm256_min_epi8(low, xv[r]);
+    });
+    unroll<QT>([&](auto a) {
       __m256i qv = load(q + a * qs + i);
-      for (int r = 0; r < RT; ++r) {
+      unroll<RT>([&](auto r) {
         __m256i pairs = _mm256_maddubs_epi16(ax[r], _mm256_sign_epi8(qv, xv[r]));
         acc[a * RT + r] = _mm256_add_epi32(acc[a * RT + r], _mm256_madd_epi16(pairs, ones));
-      }
-    }
+      });
+    });
   };
   size_t i = 0;
   for (; i + 32 <= dim; i += 32) step([](const int8_t* p) { return load32(p); }, i);
@@ -71,29 +76,39 @@ void tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, in
     step([n](const int8_t* p) { return load_tail(p, n); }, i);
   }
   alignas(32) int32_t s[8];
-  if (QT * RT == 8) {
+  if constexpr (QT * RT == 8) {
     _mm256_store_si256(reinterpret_cast<__m256i*>(s), reduce8(acc));
   } else {
-    for (int k = 0; k < QT * RT; ++k) s[k] = hsum(acc[k]);
+    unroll<QT * RT>([&](auto k) { s[k] = hsum(acc[k]); });
   }
   for (int a = 0; a < QT; ++a)
     for (int r = 0; r < RT; ++r) out[a * os + r] = s[a * RT + r];
+  return Check && _mm256_movemask_epi8(_mm256_cmpeq_epi8(low, _mm256_set1_epi8(-128))) != 0;
 }
 
-using TileFn = void (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, int32_t*, size_t);
-const TileFn kTiles[kQT][kRT] = {{tile<1, 1>, tile<1, 2>}, {tile<2, 1>, tile<2, 2>},
-                                 {tile<3, 1>, tile<3, 2>}, {tile<4, 1>, tile<4, 2>}};
+using TileFn = bool (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, int32_t*, size_t);
+template <bool C>
+struct Tiles {
+  TileFn fns[kQT][kRT] = {{tile<C, 1, 1>, tile<C, 1, 2>}, {tile<C, 2, 1>, tile<C, 2, 2>},
+                          {tile<C, 3, 1>, tile<C, 3, 2>}, {tile<C, 4, 1>, tile<C, 4, 2>}};
+};
+const Tiles<true> kCheckedTiles;
+const Tiles<false> kPlainTiles;
 
-void dots_i8(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
+bool dots_i8(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
              size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
   for (size_t a = 0; a < nq; a += kQT) {
     size_t qt = std::min<size_t>(kQT, nq - a);
+    const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
+    bool found = false;
     for (size_t j = 0; j < nx; j += kRT) {
       size_t rt = std::min<size_t>(kRT, nx - j);
-      kTiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
-                             out + a * out_stride + j, out_stride);
+      found |= tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
+                                     out + a * out_stride + j, out_stride);
     }
+    if (found) return true;
   }
+  return false;
 }
 
 int32_t sumsq_i8(const int8_t* x, size_t dim) {

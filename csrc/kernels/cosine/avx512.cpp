@@ -7,9 +7,19 @@
 // where sum(q) is computed once per query. With |q| <= 127 and dim <= 65536
 // every partial sum fits int32 (65536 * 255 * 127 < 2^31).
 //
-// Register tiles of 4 queries x 4 rows: each loaded 64-byte chunk serves 4
-// dot products, 16 accumulators are reduced together by one transpose tree.
+// Two microkernels:
+// - Packed (8 or more queries): the rows of a call are first repacked, 32 at
+//   a time, so that each 64-byte vector holds the same 4-byte group of 16
+//   rows (a 16 x 16 dword transpose, flipped on the way). A broadcast 4-byte
+//   group of a query then feeds vpdpbusd against 16 rows at once, and the
+//   accumulators hold 16 finished dots each: no horizontal sums. Tiles of
+//   8 queries x 32 rows, 16 accumulators; the repacking costs about one
+//   shuffle per 4 bytes, paid once for all queries of the call.
+// - Row-wise (fewer queries, where the scan is memory bound): tiles of up to
+//   4 queries x 4 rows over the rows in place, reduced by a transpose tree.
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "kernels/common/avx512_util.h"
 #include "pplx/cosine.h"
@@ -18,15 +28,19 @@ namespace pplx {
 namespace avx512 {
 namespace {
 
-using TileFn = void (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, const int32_t*,
+using TileFn = bool (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, const int32_t*,
                         int32_t*, size_t);
 
-template <int QT, int RT>
+// With Check, also returns whether a row byte was -128: flipped, it is 0,
+// so the unsigned minimum of the flipped rows is 0 (masked-off lanes flip to
+// 0x80). Only a call's first query tile checks; the others see the same rows.
+template <bool Check, int QT, int RT>
 struct DotTile {
-  static void run(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim,
+  static bool run(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim,
                   const int32_t* corr, int32_t* out, size_t os) {
     __m512i acc[QT * RT];
     unroll<QT * RT>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
+    __m512i low = _mm512_set1_epi8(char(0xFF));
     const __m512i flip = _mm512_set1_epi8(char(0x80));
     // One loop with a mask on every load (free on AVX-512) instead of a
     // separate tail step.
@@ -35,6 +49,10 @@ struct DotTile {
       __m512i xv[RT];
       unroll<RT>([&](auto r) {
         xv[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + r * xs + i), flip);
+        if (Check) {  // first pass over these rows: also fetch the next tile's
+          low = _mm512_min_epu8(low, xv[r]);
+          _mm_prefetch(reinterpret_cast<const char*>(x + (RT + r) * xs + i), _MM_HINT_T0);
+        }
       });
       unroll<QT>([&](auto a) {
         const __m512i qv = _mm512_maskz_loadu_epi8(m, q + a * qs + i);
@@ -44,10 +62,16 @@ struct DotTile {
       });
     }
     store_sums<QT, RT>(acc, corr, out, os);
+    return Check && _mm512_cmpeq_epi8_mask(low, _mm512_setzero_si512()) != 0;
   }
 };
 
-const TileTable<TileFn, DotTile> kTiles;
+template <int QT, int RT>
+using CheckedTile = DotTile<true, QT, RT>;
+template <int QT, int RT>
+using PlainTile = DotTile<false, QT, RT>;
+const TileTable<TileFn, CheckedTile> kCheckedTiles;
+const TileTable<TileFn, PlainTile> kPlainTiles;
 
 // 128 * sum(q): vpdpbusd of 0x80 bytes (unsigned 128) with q.
 int32_t offset_correction(const int8_t* q, size_t dim) {
@@ -58,21 +82,154 @@ int32_t offset_correction(const int8_t* q, size_t dim) {
   return _mm512_reduce_add_epi32(acc);
 }
 
-void dots_i8(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
-             size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
-  for (size_t a = 0; a < nq; a += 4) {
-    size_t qt = std::min<size_t>(4, nq - a);
-    int32_t corr[4];
-    for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
-    const int8_t* qa = q + a * q_stride;
-    int32_t* oa = out + a * out_stride;
-    size_t j = 0;
-    for (; j + 4 <= nx; j += 4)
-      kTiles.fns[qt - 1][3](qa, q_stride, x + j * x_stride, x_stride, dim, corr, oa + j, out_stride);
-    if (j < nx)
-      kTiles.fns[qt - 1][nx - j - 1](qa, q_stride, x + j * x_stride, x_stride, dim, corr, oa + j,
-                                     out_stride);
+// ---- packed path
+
+constexpr size_t kPackRows = 32;  // rows per packed tile: two vectors of 16
+
+// Transposes 16 vectors of 16 dwords in place: r[i][j] becomes r[j][i].
+inline __attribute__((always_inline)) void transpose16(__m512i (&r)[16]) {
+  __m512i t[16], u[16];
+  unroll<8>([&](auto i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  });
+  unroll<4>([&](auto i) {  // u[4i + j]: in each 128-bit lane L, column 4L + j of rows 4i..4i+3
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  });
+  unroll<4>([&](auto j) {
+    __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);       // cols j, j+8; rows 0-7
+    __m512i v4 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);       // cols j+4, j+12
+    __m512i v8 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);  // rows 8-15
+    __m512i v12 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+    r[j] = _mm512_shuffle_i32x4(v0, v8, 0x88);
+    r[j + 8] = _mm512_shuffle_i32x4(v0, v8, 0xDD);
+    r[j + 4] = _mm512_shuffle_i32x4(v4, v12, 0x88);
+    r[j + 12] = _mm512_shuffle_i32x4(v4, v12, 0xDD);
+  });
+}
+
+// Packs rows x [nx, dim] into tiles of 32 rows: for 4-byte group k, tile t
+// holds at packed + (t * groups + k) * 128 the 32 rows' groups as unsigned
+// x + 128; bytes past dim and rows past nx are 0. Returns whether any byte
+// of x was -128.
+bool pack_rows(const int8_t* x, size_t nx, size_t xs, size_t dim, uint8_t* packed) {
+  const size_t groups = (dim + 3) / 4;
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  __m512i low = _mm512_setzero_si512();
+  for (size_t r0 = 0; r0 < nx; r0 += 16) {
+    uint8_t* tile = packed + (r0 / kPackRows) * groups * 128 + (r0 % kPackRows) * 4;
+    for (size_t c = 0; c < dim; c += 64) {  // 16 groups per step
+      const __mmask64 m = byte_mask(dim - c);
+      __m512i r[16];
+      unroll<16>([&](auto i) {
+        if (r0 + i < nx) {
+          // Fetch the next 16 rows meanwhile: the column-wise walk over 16
+          // rows is not a pattern the hardware prefetcher follows well.
+          _mm_prefetch(reinterpret_cast<const char*>(x + (r0 + 16 + i) * xs + c), _MM_HINT_T0);
+          __m512i v = _mm512_maskz_loadu_epi8(m, x + (r0 + i) * xs + c);
+          low = _mm512_min_epi8(low, v);
+          r[i] = _mm512_maskz_mov_epi8(m, _mm512_xor_si512(v, flip));
+        } else {
+          r[i] = _mm512_setzero_si512();
+        }
+      });
+      transpose16(r);
+      const size_t n = std::min<size_t>(16, groups - c / 4);
+      for (size_t g = 0; g < n; ++g)
+        _mm512_storeu_si512(tile + (c / 4 + g) * 128, r[g]);
+    }
   }
+  return _mm512_cmpeq_epi8_mask(low, _mm512_set1_epi8(-128)) != 0;
+}
+
+inline int32_t load_group(const int8_t* p, size_t n) {
+  int32_t w = 0;
+  std::memcpy(&w, p, n);
+  return w;
+}
+
+// Dots of QT queries (1..8) with one packed tile of 32 rows; stores the
+// first `rows` columns of each query's row of out.
+template <int QT>
+void packed_tile(const int8_t* q, size_t qs, const uint8_t* tile, size_t dim,
+                 const int32_t* corr, int32_t* out, size_t os, size_t rows) {
+  __m512i acc[2 * QT];
+  unroll<2 * QT>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
+  auto step = [&](size_t k, auto group_of) {
+    const __m512i x0 = _mm512_loadu_si512(tile + k * 128);
+    const __m512i x1 = _mm512_loadu_si512(tile + k * 128 + 64);
+    unroll<QT>([&](auto a) {
+      const __m512i qv = _mm512_set1_epi32(group_of(q + a * qs + 4 * k));
+      acc[2 * a] = _mm512_dpbusd_epi32(acc[2 * a], x0, qv);
+      acc[2 * a + 1] = _mm512_dpbusd_epi32(acc[2 * a + 1], x1, qv);
+    });
+  };
+  const size_t full = dim / 4;
+  for (size_t k = 0; k < full; ++k) step(k, [](const int8_t* p) { return load_group(p, 4); });
+  if (dim % 4) step(full, [n = dim % 4](const int8_t* p) { return load_group(p, n); });
+  const __mmask16 m0 = rows >= 16 ? 0xFFFF : __mmask16((1u << rows) - 1);
+  const __mmask16 m1 = rows >= 32 ? 0xFFFF : rows <= 16 ? 0 : __mmask16((1u << (rows - 16)) - 1);
+  unroll<QT>([&](auto a) {
+    const __m512i c = _mm512_set1_epi32(corr[a]);
+    _mm512_mask_storeu_epi32(out + a * os, m0, _mm512_sub_epi32(acc[2 * a], c));
+    _mm512_mask_storeu_epi32(out + a * os + 16, m1, _mm512_sub_epi32(acc[2 * a + 1], c));
+  });
+}
+
+using PackedTileFn = void (*)(const int8_t*, size_t, const uint8_t*, size_t, const int32_t*,
+                              int32_t*, size_t, size_t);
+const PackedTileFn kPackedTiles[8] = {packed_tile<1>, packed_tile<2>, packed_tile<3>,
+                                      packed_tile<4>, packed_tile<5>, packed_tile<6>,
+                                      packed_tile<7>, packed_tile<8>};
+
+bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
+                 size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
+  thread_local std::vector<uint8_t> packed;
+  const size_t groups = (dim + 3) / 4, tiles = (nx + kPackRows - 1) / kPackRows;
+  packed.resize(tiles * groups * 128);
+  if (pack_rows(x, nx, x_stride, dim, packed.data())) return true;
+  for (size_t a = 0; a < nq; a += 8) {
+    const size_t qt = std::min<size_t>(8, nq - a);
+    int32_t corr[8];
+    for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
+    for (size_t t = 0; t < tiles; ++t)
+      kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * groups * 128, dim,
+                           corr, out + a * out_stride + t * kPackRows, out_stride,
+                           std::min(kPackRows, nx - t * kPackRows));
+  }
+  return false;
+}
+
+// ---- row-wise path
+
+bool dots_rowwise(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
+                  size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
+  int32_t corr[4];
+  // Rows outer, queries inner: a tile of 4 rows comes from memory once and
+  // stays in L1 while every query tile runs over it (the first one checks it).
+  for (size_t j = 0; j < nx; j += 4) {
+    size_t rt = std::min<size_t>(4, nx - j);
+    for (size_t a = 0; a < nq; a += 4) {
+      size_t qt = std::min<size_t>(4, nq - a);
+      if (j == 0 || nq > 4)
+        for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
+      const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
+      if (tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
+                                corr, out + a * out_stride + j, out_stride))
+        return true;
+    }
+  }
+  return false;
+}
+
+bool dots_i8(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
+             size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
+  if (nq >= 8 && nx >= 16)
+    return dots_packed(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
+  return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
 }
 
 int32_t sumsq_i8(const int8_t* x, size_t dim) {
