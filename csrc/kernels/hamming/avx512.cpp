@@ -1,7 +1,18 @@
-// Hamming distances, AVX-512 with VPOPCNTDQ: xor, per-lane popcount and add
-// on 64-byte chunks, in register tiles of 4 queries x 4 codes whose 16
-// accumulators are reduced together by one transpose tree.
+// Hamming distances, AVX-512 with VPOPCNTDQ: xor, per-lane popcount, add.
+//
+// Two microkernels:
+// - Packed (4 or more queries): the codes of a call are first repacked, 32
+//   at a time, so that each 64-byte vector holds the same 8-byte word of 8
+//   codes (an 8 x 8 qword transpose). A query word broadcast against it
+//   gives 8 distances' worth of popcounts per instruction, and the
+//   accumulators end as finished distances: no horizontal sums, which
+//   otherwise cost as much as the popcounts for 1024-bit codes. Tiles of 4
+//   queries x 32 codes, 16 accumulators.
+// - Row-wise (fewer queries): 64-byte chunks of a code against the same
+//   chunk of up to 4 queries, 4 x 4 tiles reduced by one transpose tree.
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "kernels/common/avx512_util.h"
 #include "pplx/hamming.h"
@@ -37,20 +48,136 @@ struct HammingTile {
 
 const TileTable<TileFn, HammingTile> kTiles;
 
-void hamming_u1(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
-                size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
+// ---- packed path
+
+constexpr size_t kPackCodes = 32;  // codes per packed tile: 4 vectors of 8
+
+// Transposes 8 vectors of 8 qwords in place: r[i][j] becomes r[j][i].
+inline __attribute__((always_inline)) void transpose8(__m512i (&r)[8]) {
+  __m512i t[8], u[8];
+  unroll<4>([&](auto i) {  // 128-bit lane L: word 2L (lo) or 2L+1 (hi) of rows 2i, 2i+1
+    t[2 * i] = _mm512_unpacklo_epi64(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi64(r[2 * i], r[2 * i + 1]);
+  });
+  u[0] = _mm512_shuffle_i64x2(t[0], t[2], 0x88);  // words 0, 4 of rows 0-3
+  u[1] = _mm512_shuffle_i64x2(t[0], t[2], 0xDD);  // words 2, 6
+  u[2] = _mm512_shuffle_i64x2(t[4], t[6], 0x88);  // words 0, 4 of rows 4-7
+  u[3] = _mm512_shuffle_i64x2(t[4], t[6], 0xDD);
+  u[4] = _mm512_shuffle_i64x2(t[1], t[3], 0x88);  // words 1, 5
+  u[5] = _mm512_shuffle_i64x2(t[1], t[3], 0xDD);  // words 3, 7
+  u[6] = _mm512_shuffle_i64x2(t[5], t[7], 0x88);
+  u[7] = _mm512_shuffle_i64x2(t[5], t[7], 0xDD);
+  r[0] = _mm512_shuffle_i64x2(u[0], u[2], 0x88);
+  r[4] = _mm512_shuffle_i64x2(u[0], u[2], 0xDD);
+  r[2] = _mm512_shuffle_i64x2(u[1], u[3], 0x88);
+  r[6] = _mm512_shuffle_i64x2(u[1], u[3], 0xDD);
+  r[1] = _mm512_shuffle_i64x2(u[4], u[6], 0x88);
+  r[5] = _mm512_shuffle_i64x2(u[4], u[6], 0xDD);
+  r[3] = _mm512_shuffle_i64x2(u[5], u[7], 0x88);
+  r[7] = _mm512_shuffle_i64x2(u[5], u[7], 0xDD);
+}
+
+// Packs codes x [nx, bytes] into tiles of 32: for 8-byte word k, tile t
+// holds at packed + (t * words + k) * 256 the 32 codes' words; bytes past
+// the code and codes past nx are 0.
+void pack_codes(const uint8_t* x, size_t nx, size_t xs, size_t bytes, uint8_t* packed) {
+  const size_t words = (bytes + 7) / 8;
+  for (size_t r0 = 0; r0 < nx; r0 += 8) {
+    uint8_t* tile = packed + (r0 / kPackCodes) * words * 256 + (r0 % kPackCodes) * 8;
+    for (size_t c = 0; c < bytes; c += 64) {  // 8 words per step
+      const __mmask64 m = byte_mask(bytes - c);
+      __m512i r[8];
+      unroll<8>([&](auto i) {
+        if (r0 + i < nx) {
+          _mm_prefetch(reinterpret_cast<const char*>(x + (r0 + 8 + i) * xs + c), _MM_HINT_T0);
+          r[i] = _mm512_maskz_loadu_epi8(m, x + (r0 + i) * xs + c);
+        } else {
+          r[i] = _mm512_setzero_si512();
+        }
+      });
+      transpose8(r);
+      const size_t n = std::min<size_t>(8, words - c / 8);
+      for (size_t w = 0; w < n; ++w) _mm512_storeu_si512(tile + (c / 8 + w) * 256, r[w]);
+    }
+  }
+}
+
+inline uint64_t load_word(const uint8_t* p, size_t n) {
+  uint64_t w = 0;
+  std::memcpy(&w, p, n);
+  return w;
+}
+
+// Distances of QT queries (1..4) to one packed tile of 32 codes; stores the
+// first `rows` columns of each query's row of out.
+template <int QT>
+void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t bytes, int32_t* out,
+                 size_t os, size_t rows) {
+  __m512i acc[4 * QT];
+  unroll<4 * QT>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
+  auto step = [&](size_t k, auto word_of) {
+    __m512i xv[4];
+    unroll<4>([&](auto v) { xv[v] = _mm512_loadu_si512(tile + k * 256 + 64 * v); });
+    unroll<QT>([&](auto a) {
+      const __m512i qv = _mm512_set1_epi64(int64_t(word_of(q + a * qs + 8 * k)));
+      unroll<4>([&](auto v) {
+        acc[4 * a + v] = _mm512_add_epi64(acc[4 * a + v],
+                                          _mm512_popcnt_epi64(_mm512_xor_si512(xv[v], qv)));
+      });
+    });
+  };
+  const size_t full = bytes / 8;
+  for (size_t k = 0; k < full; ++k) step(k, [](const uint8_t* p) { return load_word(p, 8); });
+  if (bytes % 8) step(full, [n = bytes % 8](const uint8_t* p) { return load_word(p, n); });
+  unroll<4>([&](auto v) {
+    const size_t first = 8 * v;
+    const __mmask8 m = rows >= first + 8 ? 0xFF : rows <= first ? 0 : __mmask8((1u << (rows - first)) - 1);
+    unroll<QT>([&](auto a) {
+      _mm256_mask_storeu_epi32(out + a * os + first, m, _mm512_cvtepi64_epi32(acc[4 * a + v]));
+    });
+  });
+}
+
+using PackedTileFn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int32_t*, size_t,
+                              size_t);
+const PackedTileFn kPackedTiles[4] = {packed_tile<1>, packed_tile<2>, packed_tile<3>,
+                                      packed_tile<4>};
+
+void hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
+                    size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
+  thread_local std::vector<uint8_t> packed;
+  const size_t words = (bytes + 7) / 8, tiles = (nx + kPackCodes - 1) / kPackCodes;
+  packed.resize(tiles * words * 256);
+  pack_codes(x, nx, x_stride, bytes, packed.data());
+  for (size_t a = 0; a < nq; a += 4) {
+    const size_t qt = std::min<size_t>(4, nq - a);
+    for (size_t t = 0; t < tiles; ++t)
+      kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * words * 256, bytes,
+                           out + a * out_stride + t * kPackCodes, out_stride,
+                           std::min(kPackCodes, nx - t * kPackCodes));
+  }
+}
+
+// ---- row-wise path
+
+void hamming_rowwise(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
+                     size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
   for (size_t a = 0; a < nq; a += 4) {
     size_t qt = std::min<size_t>(4, nq - a);
     const uint8_t* qa = q + a * q_stride;
     int32_t* oa = out + a * out_stride;
-    size_t j = 0;
-    for (; j + 4 <= nx; j += 4)
-      kTiles.fns[qt - 1][3](qa, q_stride, x + j * x_stride, x_stride, bytes, nullptr, oa + j,
-                            out_stride);
-    if (j < nx)
-      kTiles.fns[qt - 1][nx - j - 1](qa, q_stride, x + j * x_stride, x_stride, bytes, nullptr,
-                                     oa + j, out_stride);
+    for (size_t j = 0; j < nx; j += 4)
+      kTiles.fns[qt - 1][std::min<size_t>(4, nx - j) - 1](qa, q_stride, x + j * x_stride, x_stride,
+                                                          bytes, nullptr, oa + j, out_stride);
   }
+}
+
+void hamming_u1(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
+                size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
+  if (nq >= 4 && nx >= 16)
+    hamming_packed(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride);
+  else
+    hamming_rowwise(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride);
 }
 
 size_t first_at_most(const int32_t* d, size_t n, int32_t threshold) {
