@@ -239,7 +239,10 @@ def ref_contextual(weights, docs, style, sep, *, token_types, positions):
     return out
 
 
-DOCS = [[TEXTS[0], TEXTS[1], TEXTS[2]], [TEXTS[3]], [TEXTS[4], "w7", TEXTS[5], TEXTS[6]], [TEXTS[7], TEXTS[8]]]
+# Chunks of very different lengths, one chunk of one word, and non-ASCII
+# text (spans are found from character offsets, not byte offsets).
+DOCS = [[TEXTS[0], TEXTS[1], TEXTS[2]], [TEXTS[3]], [TEXTS[4], "w7", TEXTS[5], TEXTS[6]],
+        [TEXTS[7], "héé w3 ünï", TEXTS[8]]]
 
 
 @pytest.mark.parametrize("layout", ["plain", "pplx"])

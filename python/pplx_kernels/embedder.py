@@ -146,6 +146,15 @@ class Embedder:
 
     def __init__(self, model=None, *, max_length=None, threads=None, batch_tokens=2048,
                  providers=None, scheme=None, sep_token=None):
+        # Cheap argument checks first, before any file is read.
+        self.batch_tokens = _positive_int(batch_tokens, "batch_tokens")
+        self.threads = threads_arg(threads) or get_num_threads()
+        if scheme is not None and scheme not in SCHEMES:
+            raise ValueError(f"scheme: expected None, 'tanh' or 'absmax', got {scheme!r}")
+        if max_length is not None:
+            max_length = _positive_int(max_length, "max_length")
+        if sep_token is not None and not isinstance(sep_token, str):
+            raise TypeError(f"sep_token: expected None or a str, got {type(sep_token).__name__}")
         ort, tokenizers = _import_runtime()
         if model is None:
             onnx_file, tokenizer_file = _default_model.default_model_files()
@@ -160,33 +169,23 @@ class Embedder:
         self.model_dir = root
         self.onnx_path = onnx_file
         self.tokenizer_path = tokenizer_file
-        self.batch_tokens = _positive_int(batch_tokens, "batch_tokens")
-        self.threads = threads_arg(threads) or get_num_threads()
 
         self._session = self._make_session(ort, onnx_file, providers)
         self._check_graph()
         self.is_pplx = self._looks_like_pplx(config)
-        if scheme is None:
-            scheme = "tanh" if self.is_pplx else "absmax"
-        if scheme not in SCHEMES:
-            raise ValueError(f"scheme: expected None, 'tanh' or 'absmax', got {scheme!r}")
-        self.scheme = scheme
+        self.scheme = scheme if scheme is not None else "tanh" if self.is_pplx else "absmax"
 
         try:
             self._tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_file))
         except Exception as exc:  # the Rust side raises plain Exception
             raise ValueError(f"model: cannot load {tokenizer_file}: {exc}") from None
-        if max_length is None:
-            max_length = self._default_max_length(config, tok_config, st_config)
-        self.max_length = _positive_int(max_length, "max_length")
+        self.max_length = max_length or self._default_max_length(config, tok_config, st_config)
         # A tokenizer.json may bake in padding and truncation (the default
         # model's pads and truncates to 128): we pad per batch ourselves.
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_length)
         self._pad_id = self._find_pad_id()
         self._sep_token = sep_token if sep_token is not None else self._default_sep_token(tok_config)
-        if self._sep_token is not None and not isinstance(self._sep_token, str):
-            raise TypeError(f"sep_token: expected None or a str, got {type(sep_token).__name__}")
         self._dim = self._static_dim()
         #: Seconds per stage (tokenize, model, pool, quantize) and counts
         #: (texts, tokens, padded_tokens) of the last encode call.
