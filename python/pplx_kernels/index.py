@@ -125,15 +125,18 @@ class Index:
     def add(self, vectors, ids=None) -> np.ndarray:
         """Adds vectors [M, dim] (or one [dim]): int8 stored as is, float
         quantized with the index's scheme. ids: M distinct int64 values not
-        yet in the index; None assigns max(existing id) + 1, + 2, ...
+        yet in the index; None assigns consecutive ids after the largest
+        id the index has held (removed ids are not reused).
         Returns the ids added."""
-        codes, bits, single = self._encode(vectors, "vectors")
+        codes, bits, _ = self._encode(vectors, "vectors")
         m = len(codes)
         new_norms = _norms(codes) if m else np.empty(0, np.float32)
-        given = None if ids is None else _ids_arg(ids, m, single)
+        given = None if ids is None else _ids_arg(ids, m)
         with self._lock:
             id_set = self._ensure_id_set()
             if given is None:
+                if self._next_id + m - 1 > np.iinfo(np.int64).max:
+                    raise ValueError("ids: no automatic ids left after the largest id; pass ids=")
                 new_ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
             else:
                 new_ids = given
@@ -155,7 +158,7 @@ class Index:
     def remove(self, ids) -> int:
         """Removes the rows with these user ids; every id must be present
         (KeyError otherwise, and nothing is removed). Returns the count."""
-        gone = _ids_arg(ids, None, False, allow_repeats=True)
+        gone = _ids_arg(ids, None, allow_repeats=True)
         with self._lock:
             id_set = self._ensure_id_set()
             missing = [i for i in np.unique(gone).tolist() if i not in id_set]
@@ -316,11 +319,10 @@ def _positive_int(value, name: str) -> int:
     return v
 
 
-def _ids_arg(ids, m, single: bool, allow_repeats: bool = False) -> np.ndarray:
-    """ids as a fresh int64 [m] array (any integer dtype that fits)."""
+def _ids_arg(ids, m, allow_repeats: bool = False) -> np.ndarray:
+    """ids as a fresh int64 [m] array (any integer dtype that fits); one
+    scalar id counts as [id]."""
     a = np.asarray(ids)
-    if single and a.ndim == 0:
-        a = a.reshape(1)
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim != 1 or (a.dtype.kind not in "iu" and a.size):
