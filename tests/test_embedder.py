@@ -22,6 +22,7 @@ from tokenizers import Tokenizer  # noqa: E402
 import pplx_kernels as pk  # noqa: E402
 from pplx_kernels import _default_model  # noqa: E402
 from pplx_kernels.corpus import stdlib_docstrings  # noqa: E402
+from pplx_kernels import embedder as embedder_module  # noqa: E402
 from pplx_kernels.embedder import Embedder  # noqa: E402
 
 import tiny_models as tm  # noqa: E402
@@ -128,11 +129,15 @@ def test_plain_layout_matches_numpy_reference(plain, monkeypatch):
                                   np.packbits(ref[:, :13] >= 0, axis=1))
 
 
-def test_result_does_not_depend_on_batching(plain):
+def test_result_does_not_depend_on_batching(plain, monkeypatch):
     root, _ = plain
-    small = Embedder(root, batch_tokens=40).encode(TEXTS, "float")
     large = Embedder(root, batch_tokens=100_000).encode(TEXTS, "float")
+    small = Embedder(root, batch_tokens=40).encode(TEXTS, "float")
     np.testing.assert_allclose(small, large, rtol=1e-6, atol=1e-6)
+    # Tokenized and sorted in windows of 7 texts: the same rows.
+    monkeypatch.setattr(embedder_module, "_WINDOW", 7)
+    windowed = Embedder(root, batch_tokens=40).encode(TEXTS, "float")
+    np.testing.assert_allclose(windowed, large, rtol=1e-6, atol=1e-6)
     single = np.array([Embedder(root).encode(t, "float") for t in TEXTS[:5]])
     np.testing.assert_allclose(single, large[:5], rtol=1e-6, atol=1e-6)
 
@@ -246,7 +251,8 @@ DOCS = [[TEXTS[0], TEXTS[1], TEXTS[2]], [TEXTS[3]], [TEXTS[4], "w7", TEXTS[5], T
 
 
 @pytest.mark.parametrize("layout", ["plain", "pplx"])
-def test_contextual_span_pooling(layout, plain, pplx):
+def test_contextual_span_pooling(layout, plain, pplx, monkeypatch):
+    monkeypatch.setattr(embedder_module, "_WINDOW", 3)  # documents in several windows
     root, weights = plain if layout == "plain" else pplx
     style, sep = ("bert", "[SEP]") if layout == "plain" else ("qwen", "<|endoftext|>")
     emb = Embedder(root, batch_tokens=60)

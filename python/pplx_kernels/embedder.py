@@ -42,6 +42,8 @@ _PPLX_OUTPUTS = ("pooler_output_int8", "pooler_output_binary")
 # a small model on a few cores).
 _PROGRESS_TOKENS = 200_000
 _FALLBACK_MAX_LENGTH = 512
+# Texts tokenized and sorted at a time (see Embedder._embed).
+_WINDOW = 16384
 
 
 def _import_runtime():
@@ -342,9 +344,9 @@ class Embedder:
             start += rows
         return batches
 
-    def _progress(self, show_progress, total_tokens: int, n: int, unit: str):
+    def _progress(self, show_progress, est_tokens: int, n: int, unit: str):
         if show_progress is None:
-            show_progress = total_tokens >= _PROGRESS_TOKENS
+            show_progress = est_tokens >= _PROGRESS_TOKENS
         if not show_progress:
             return None
         try:
@@ -353,45 +355,53 @@ class Embedder:
             raise ImportError('show_progress: needs tqdm; install it with: pip install "pplx-kernels[embed]"') from None
         return tqdm(total=n, unit=unit, desc="embedding")
 
-    def _forward(self, encodings: list, show_progress, unit: str, pool_batch):
-        """Runs every encoding through the model in length-sorted token
-        batches; pool_batch(indices, hidden, mask) consumes each batch."""
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        bar = self._progress(show_progress, int(lengths.sum()), len(encodings), unit)
-        t_model = t_pool = 0.0
-        padded = 0
+    def _embed(self, n: int, tokenize, pool_batch, show_progress, unit: str) -> None:
+        """The pipeline over n items in windows of _WINDOW: tokenize(start,
+        stop) -> encodings of items start..stop-1; each window runs through
+        the model in length-sorted token batches, and pool_batch(start,
+        indices within the window, hidden, mask) consumes each batch.
+        Windows bound the memory held by tokenizer encodings on a large
+        corpus; sorting within a window of thousands pads as little as
+        sorting all. Fills self.last_timings."""
+        stats = dict.fromkeys(("tokenize", "model", "pool"), 0.0)
+        stats.update(texts=n, tokens=0, padded_tokens=0)
+        bar = None
         try:
-            for idx in self._batches(lengths):
+            for start in range(0, n, _WINDOW):
                 t0 = time.perf_counter()
-                seq = max(int(lengths[idx[0]]), 1)
-                hidden, mask = self._run([encodings[i] for i in idx], seq)
-                padded += len(idx) * seq
-                t1 = time.perf_counter()
-                pool_batch(idx, hidden, mask)
-                t_model += t1 - t0
-                t_pool += time.perf_counter() - t1
-                if bar is not None:
-                    bar.update(len(idx))
+                encodings = tokenize(start, min(start + _WINDOW, n))
+                lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+                stats["tokenize"] += time.perf_counter() - t0
+                if start == 0:  # judge the run's length from its first window
+                    bar = self._progress(show_progress, int(lengths.sum()) * n // len(encodings), n, unit)
+                for idx in self._batches(lengths):
+                    t0 = time.perf_counter()
+                    seq = max(int(lengths[idx[0]]), 1)
+                    hidden, mask = self._run([encodings[i] for i in idx], seq)
+                    t1 = time.perf_counter()
+                    pool_batch(start, idx, hidden, mask)
+                    stats["model"] += t1 - t0
+                    stats["pool"] += time.perf_counter() - t1
+                    stats["padded_tokens"] += len(idx) * seq
+                    if bar is not None:
+                        bar.update(len(idx))
+                stats["tokens"] += int(lengths.sum())
         finally:
             if bar is not None:
                 bar.close()
-        return {"texts": len(encodings), "tokens": int(lengths.sum()), "padded_tokens": padded,
-                "model": t_model, "pool": t_pool}
+        self.last_timings = stats
 
     def _pooled(self, texts, dimensions, show_progress):
-        """Float32 [N, d] mean-pooled vectors in input order."""
-        t0 = time.perf_counter()
+        """Float32 [N, dim] mean-pooled vectors in input order, and d."""
         texts, single = _text_list(texts, "texts")
         d = self._dimensions(dimensions)
-        encodings = self._tokenize(texts)
-        t_tok = time.perf_counter() - t0
         pooled = np.empty((len(texts), self.dim), dtype=np.float32)
 
-        def pool_batch(idx, hidden, mask):
+        def pool_batch(start, idx, hidden, mask):
             # Scatter straight into input order: no separate un-sort pass.
-            pooled[idx] = mean_pool(hidden, mask, threads=self.threads)
+            pooled[start + idx] = mean_pool(hidden, mask, threads=self.threads)
 
-        self.last_timings = {"tokenize": t_tok, **self._forward(encodings, show_progress, "text", pool_batch)}
+        self._embed(len(texts), lambda a, b: self._tokenize(texts[a:b]), pool_batch, show_progress, "text")
         return pooled, d, single
 
     def _quantize(self, pooled, d, quantization, bitorder):
@@ -508,17 +518,20 @@ class Embedder:
         docs = self._document_list(documents)
         d = self._dimensions(dimensions)
         sep_id = self._sep_id()
-        t0 = time.perf_counter()
-        encodings = self._tokenize([self._sep_token.join(chunks) for chunks in docs])
-        spans = [self._chunk_spans(i, c, e, sep_id) for i, (c, e) in enumerate(zip(docs, encodings))]
-        t_tok = time.perf_counter() - t0
-        first = np.cumsum([0] + [len(c) for c in docs])
+        first = np.cumsum([0] + [len(c) for c in docs])  # row of each document's first chunk
         pooled = np.empty((int(first[-1]), self.dim), dtype=np.float32)
+        spans = [None] * len(docs)
 
-        def pool_batch(idx, hidden, mask):
-            for row, i in enumerate(idx):
+        def tokenize(a, b):
+            encodings = self._tokenize([self._sep_token.join(chunks) for chunks in docs[a:b]])
+            for i, enc in enumerate(encodings, a):
+                spans[i] = self._chunk_spans(i, docs[i], enc, sep_id)
+            return encodings
+
+        def pool_batch(start, idx, hidden, mask):
+            for row, i in enumerate(start + idx):
                 pooled[first[i]:first[i + 1]] = mean_pool_spans(hidden[row], spans[i], threads=self.threads)
 
-        self.last_timings = {"tokenize": t_tok, **self._forward(encodings, show_progress, "doc", pool_batch)}
+        self._embed(len(docs), tokenize, pool_batch, show_progress, "doc")
         out = self._quantize(pooled, d, quantization, bitorder)
         return [out[first[i]:first[i + 1]] for i in range(len(docs))]
