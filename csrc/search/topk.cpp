@@ -114,7 +114,10 @@ void topk_dense(const Scan& scan, size_t k, typename Scan::S* out_s, int64_t* ou
   using S = typename Scan::S;
   using Heaps = HeapSet<S, Scan::kDesc>;
   const size_t M = scan.q.rows, N = scan.x.rows;
-  const size_t rb = row_block(scan.row_bytes()), qb = query_block(scan.row_bytes());
+  const size_t qb = query_block(scan.row_bytes());
+  // The block of scores (queries x rows) stays within about 128 KB of L2.
+  size_t rb = row_block(scan.row_bytes());
+  while (rb > 16 && rb * std::min(qb, M) > 32768) rb /= 2;
   const size_t n_qb = ceil_div(M, qb), n_chunks = chunk_count(N, rb, k);
   const size_t units = n_qb * n_chunks;
   const size_t workers = std::max<size_t>(1, std::min(threads, units));
