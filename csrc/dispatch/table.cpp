@@ -5,6 +5,9 @@
 #include <stdexcept>
 
 #include "pplx/dispatch.h"
+#if defined(PPLX_HAVE_NEON)
+#include "kernels/common/neon_decls.h"
+#endif
 
 namespace pplx {
 
@@ -84,6 +87,19 @@ KernelTable build_table(Isa level) {
     t.quantize_isa = t.bitpack_isa = Isa::avx512;
   }
 #endif
+#if defined(PPLX_HAVE_NEON)
+  // Every family has a plain ARMv8-A NEON twin; cosine has a second one
+  // with the dot product extension, taken only where HWCAP_ASIMDDP says so.
+  if (level == Isa::neon) {
+    t.pooling = neon::pooling;
+    t.quantize = neon::quantize;
+    t.bitpack = neon::bitpack;
+    t.cosine = cpu_features().neon_dotprod ? neon_dotprod::cosine : neon::cosine;
+    t.hamming = neon::hamming;
+    t.pooling_isa = t.quantize_isa = t.bitpack_isa = Isa::neon;
+    t.cosine_isa = t.hamming_isa = Isa::neon;
+  }
+#endif
   return t;
 }
 
@@ -134,6 +150,10 @@ std::vector<std::pair<std::string, std::string>> extra_kernel_variants(const Ker
   std::string cosine = isa_name(t.cosine_isa), hamming = isa_name(t.hamming_isa);
   if (t.cosine_isa == Isa::avx512) cosine = "avx512_vnni";
   if (t.hamming_isa == Isa::avx512) hamming = "avx512_vpopcntdq";
+#if defined(PPLX_HAVE_NEON)
+  // The cosine table in use, not the CPU flag, names the variant.
+  if (t.cosine.dots_i8 == neon_dotprod::cosine.dots_i8) cosine = "neon_dotprod";
+#endif
   return {{"cosine", cosine}, {"hamming", hamming}};
 }
 
