@@ -249,9 +249,10 @@ def test_topk_candidates(isa, rng, metric):
 
 # ---------------------------------------------------------------- -128
 
-def test_minus_128_raises_or_clamps(isa, rng):
+@pytest.mark.parametrize("m", [3, 12])  # the row-wise and the packed AVX-512 kernels
+def test_minus_128_raises_or_clamps(isa, rng, m):
     x = int8_rows(rng, 50, 40)
-    q = int8_rows(rng, 3, 40)
+    q = int8_rows(rng, m, 40)
     x[17, 5] = -128
     for call in (lambda: pk.topk(q, x, 5), lambda: pk.cosine(q, x), lambda: pk.norms(x)):
         with pytest.raises(ValueError, match=r"-128") as e:
@@ -272,11 +273,23 @@ def test_minus_128_raises_or_clamps(isa, rng):
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_array_equal(pk.cosine(qc, x, clamp=True), pk.cosine(np.maximum(qc, -127), clamped))
     np.testing.assert_array_equal(pk.norms(x, clamp=True), ref_norms(clamped))
-    cand = np.array([[17, 3], [1, 2], [3, 17]])
+    cand = np.tile(np.array([[17, 3], [1, 2], [3, 17]]), (m // 3, 1))
     with pytest.raises(ValueError, match=r"^database: row 17"):
         pk.topk(q, x, 2, candidates=cand)
     got = pk.topk(qc, x, 2, candidates=cand, clamp=True)
     want = pk.topk(np.maximum(qc, -127), clamped, 2, candidates=cand)
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_minus_128_far_into_a_large_database(isa, rng):
+    """Raised from a worker thread, named, with the row."""
+    x = int8_rows(rng, 60_000, 24)
+    x[59_321, 3] = -128
+    q = int8_rows(rng, 10, 24)
+    with pytest.raises(ValueError, match=r"^database: row 59321 holds -128"):
+        pk.topk(q, x, 5, threads=2)
+    got = pk.topk(q, x, 5, threads=2, clamp=True)
+    want = pk.topk(q, np.maximum(x, -127), 5, threads=2)
     np.testing.assert_array_equal(got[1], want[1])
 
 

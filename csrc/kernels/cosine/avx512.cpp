@@ -145,42 +145,36 @@ bool pack_rows(const int8_t* x, size_t nx, size_t xs, size_t dim, uint8_t* packe
   return _mm512_cmpeq_epi8_mask(low, _mm512_set1_epi8(-128)) != 0;
 }
 
-inline int32_t load_group(const int8_t* p, size_t n) {
-  int32_t w = 0;
-  std::memcpy(&w, p, n);
-  return w;
-}
-
-// Dots of QT queries (1..8) with one packed tile of 32 rows; stores the
-// first `rows` columns of each query's row of out.
+// Dots of QT queries (1..8) with one packed tile of 32 rows, written to 32
+// columns of each query's row of out. Query rows must hold a whole number
+// of 4-byte groups (the caller pads them). The accumulators start at the
+// offset correction and end in plain stores: a tail step, a subtraction or
+// masked stores after the loop each make GCC 12 shuffle the accumulators
+// between registers on every step.
 template <int QT>
-void packed_tile(const int8_t* q, size_t qs, const uint8_t* tile, size_t dim,
-                 const int32_t* corr, int32_t* out, size_t os, size_t rows) {
+void packed_tile(const int8_t* q, size_t qs, const uint8_t* tile, size_t groups,
+                 const int32_t* corr, int32_t* out, size_t os) {
   __m512i acc[2 * QT];
-  unroll<2 * QT>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
-  auto step = [&](size_t k, auto group_of) {
+  unroll<QT>([&](auto a) { acc[2 * a] = acc[2 * a + 1] = _mm512_set1_epi32(-corr[a]); });
+  for (size_t k = 0; k < groups; ++k) {
     const __m512i x0 = _mm512_loadu_si512(tile + k * 128);
     const __m512i x1 = _mm512_loadu_si512(tile + k * 128 + 64);
     unroll<QT>([&](auto a) {
-      const __m512i qv = _mm512_set1_epi32(group_of(q + a * qs + 4 * k));
+      int32_t g;
+      std::memcpy(&g, q + a * qs + 4 * k, 4);
+      const __m512i qv = _mm512_set1_epi32(g);
       acc[2 * a] = _mm512_dpbusd_epi32(acc[2 * a], x0, qv);
       acc[2 * a + 1] = _mm512_dpbusd_epi32(acc[2 * a + 1], x1, qv);
     });
-  };
-  const size_t full = dim / 4;
-  for (size_t k = 0; k < full; ++k) step(k, [](const int8_t* p) { return load_group(p, 4); });
-  if (dim % 4) step(full, [n = dim % 4](const int8_t* p) { return load_group(p, n); });
-  const __mmask16 m0 = rows >= 16 ? 0xFFFF : __mmask16((1u << rows) - 1);
-  const __mmask16 m1 = rows >= 32 ? 0xFFFF : rows <= 16 ? 0 : __mmask16((1u << (rows - 16)) - 1);
+  }
   unroll<QT>([&](auto a) {
-    const __m512i c = _mm512_set1_epi32(corr[a]);
-    _mm512_mask_storeu_epi32(out + a * os, m0, _mm512_sub_epi32(acc[2 * a], c));
-    _mm512_mask_storeu_epi32(out + a * os + 16, m1, _mm512_sub_epi32(acc[2 * a + 1], c));
+    _mm512_storeu_si512(out + a * os, acc[2 * a]);
+    _mm512_storeu_si512(out + a * os + 16, acc[2 * a + 1]);
   });
 }
 
 using PackedTileFn = void (*)(const int8_t*, size_t, const uint8_t*, size_t, const int32_t*,
-                              int32_t*, size_t, size_t);
+                              int32_t*, size_t);
 const PackedTileFn kPackedTiles[8] = {packed_tile<1>, packed_tile<2>, packed_tile<3>,
                                       packed_tile<4>, packed_tile<5>, packed_tile<6>,
                                       packed_tile<7>, packed_tile<8>};
@@ -188,17 +182,33 @@ const PackedTileFn kPackedTiles[8] = {packed_tile<1>, packed_tile<2>, packed_til
 bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
                  size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
   thread_local std::vector<uint8_t> packed;
+  thread_local std::vector<int8_t> padded;
   const size_t groups = (dim + 3) / 4, tiles = (nx + kPackRows - 1) / kPackRows;
   packed.resize(tiles * groups * 128);
   if (pack_rows(x, nx, x_stride, dim, packed.data())) return true;
+  if (dim % 4) {  // zero-padded copy of the queries: whole groups only
+    padded.assign(nq * groups * 4, 0);
+    for (size_t i = 0; i < nq; ++i) std::memcpy(&padded[i * groups * 4], q + i * q_stride, dim);
+    q = padded.data();
+    q_stride = groups * 4;
+  }
   for (size_t a = 0; a < nq; a += 8) {
     const size_t qt = std::min<size_t>(8, nq - a);
     int32_t corr[8];
     for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
-    for (size_t t = 0; t < tiles; ++t)
-      kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * groups * 128, dim,
-                           corr, out + a * out_stride + t * kPackRows, out_stride,
-                           std::min(kPackRows, nx - t * kPackRows));
+    for (size_t t = 0; t < tiles; ++t) {
+      const size_t rows = std::min(kPackRows, nx - t * kPackRows);
+      int32_t* o = out + a * out_stride + t * kPackRows;
+      if (rows == kPackRows) {
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * groups * 128, groups,
+                             corr, o, out_stride);
+      } else {  // the last, partial tile: through a full-width buffer
+        int32_t buf[8 * kPackRows];
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * groups * 128, groups,
+                             corr, buf, kPackRows);
+        for (size_t i = 0; i < qt; ++i) std::memcpy(o + i * out_stride, buf + i * kPackRows, rows * 4);
+      }
+    }
   }
   return false;
 }

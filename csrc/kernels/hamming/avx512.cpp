@@ -102,59 +102,67 @@ void pack_codes(const uint8_t* x, size_t nx, size_t xs, size_t bytes, uint8_t* p
   }
 }
 
-inline uint64_t load_word(const uint8_t* p, size_t n) {
-  uint64_t w = 0;
-  std::memcpy(&w, p, n);
-  return w;
-}
-
-// Distances of QT queries (1..4) to one packed tile of 32 codes; stores the
-// first `rows` columns of each query's row of out.
+// Distances of QT queries (1..4) to one packed tile of 32 codes, written to
+// 32 columns of each query's row of out. Query rows must hold a whole
+// number of 8-byte words (the caller pads them); plain stores only (see
+// cosine/avx512.cpp on what makes GCC shuffle the accumulators).
 template <int QT>
-void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t bytes, int32_t* out,
-                 size_t os, size_t rows) {
+void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t words, int32_t* out,
+                 size_t os) {
   __m512i acc[4 * QT];
   unroll<4 * QT>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
-  auto step = [&](size_t k, auto word_of) {
+  for (size_t k = 0; k < words; ++k) {
     __m512i xv[4];
     unroll<4>([&](auto v) { xv[v] = _mm512_loadu_si512(tile + k * 256 + 64 * v); });
     unroll<QT>([&](auto a) {
-      const __m512i qv = _mm512_set1_epi64(int64_t(word_of(q + a * qs + 8 * k)));
+      int64_t w;
+      std::memcpy(&w, q + a * qs + 8 * k, 8);
+      const __m512i qv = _mm512_set1_epi64(w);
       unroll<4>([&](auto v) {
         acc[4 * a + v] = _mm512_add_epi64(acc[4 * a + v],
                                           _mm512_popcnt_epi64(_mm512_xor_si512(xv[v], qv)));
       });
     });
-  };
-  const size_t full = bytes / 8;
-  for (size_t k = 0; k < full; ++k) step(k, [](const uint8_t* p) { return load_word(p, 8); });
-  if (bytes % 8) step(full, [n = bytes % 8](const uint8_t* p) { return load_word(p, n); });
+  }
   unroll<4>([&](auto v) {
-    const size_t first = 8 * v;
-    const __mmask8 m = rows >= first + 8 ? 0xFF : rows <= first ? 0 : __mmask8((1u << (rows - first)) - 1);
     unroll<QT>([&](auto a) {
-      _mm256_mask_storeu_epi32(out + a * os + first, m, _mm512_cvtepi64_epi32(acc[4 * a + v]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + a * os + 8 * v),
+                          _mm512_cvtepi64_epi32(acc[4 * a + v]));
     });
   });
 }
 
-using PackedTileFn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int32_t*, size_t,
-                              size_t);
+using PackedTileFn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int32_t*, size_t);
 const PackedTileFn kPackedTiles[4] = {packed_tile<1>, packed_tile<2>, packed_tile<3>,
                                       packed_tile<4>};
 
 void hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
                     size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
-  thread_local std::vector<uint8_t> packed;
+  thread_local std::vector<uint8_t> packed, padded;
   const size_t words = (bytes + 7) / 8, tiles = (nx + kPackCodes - 1) / kPackCodes;
   packed.resize(tiles * words * 256);
   pack_codes(x, nx, x_stride, bytes, packed.data());
+  if (bytes % 8) {  // zero-padded copy of the queries: whole words only
+    padded.assign(nq * words * 8, 0);
+    for (size_t i = 0; i < nq; ++i) std::memcpy(&padded[i * words * 8], q + i * q_stride, bytes);
+    q = padded.data();
+    q_stride = words * 8;
+  }
   for (size_t a = 0; a < nq; a += 4) {
     const size_t qt = std::min<size_t>(4, nq - a);
-    for (size_t t = 0; t < tiles; ++t)
-      kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * words * 256, bytes,
-                           out + a * out_stride + t * kPackCodes, out_stride,
-                           std::min(kPackCodes, nx - t * kPackCodes));
+    for (size_t t = 0; t < tiles; ++t) {
+      const size_t rows = std::min(kPackCodes, nx - t * kPackCodes);
+      int32_t* o = out + a * out_stride + t * kPackCodes;
+      if (rows == kPackCodes) {
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * words * 256, words, o,
+                             out_stride);
+      } else {  // the last, partial tile: through a full-width buffer
+        int32_t buf[4 * kPackCodes];
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * words * 256, words,
+                             buf, kPackCodes);
+        for (size_t i = 0; i < qt; ++i) std::memcpy(o + i * out_stride, buf + i * kPackCodes, rows * 4);
+      }
+    }
   }
 }
 
