@@ -178,12 +178,13 @@ def cmd_search(args) -> int:
         queries = [q for q in sys.stdin.read().splitlines() if q.strip()]
         if not queries:
             raise UsageError("no queries on stdin")
-    for results in search_index(args.dir, queries, k=args.k, mode=args.mode, oversample=args.oversample,
-                                model=args.model, threads=args.threads):
+    for n, results in enumerate(search_index(args.dir, queries, k=args.k, mode=args.mode,
+                                             oversample=args.oversample, model=args.model,
+                                             threads=args.threads)):
         if args.json:
             print(json.dumps(results, ensure_ascii=False))
         else:
-            print(_format_results(results))
+            print(("\n" if n else "") + _format_results(results))
     return 0
 
 
