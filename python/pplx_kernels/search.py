@@ -142,7 +142,8 @@ def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=
     score matrix.
 
     cosine:  queries int8 [M, D] (or one [D]), database int8 [N, D]; scores
-             float32, descending. database_norms: float32 [N] from ``norms``.
+             float32, descending. database_norms: float32 [N] from ``norms``
+             (used as given; with clamp=True pass ``norms(x, clamp=True)``).
     hamming: packed uint8 codes [M, B] and [N, B]; scores int32 distances,
              ascending.
     Ties go to the lower row id; results are identical for every thread count.

@@ -61,7 +61,10 @@ bool tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, in
     unroll<RT>([&](auto r) {
       xv[r] = load(x + r * xs + i);
       ax[r] = _mm256_abs_epi8(xv[r]);
-      if (Check) low = _mm256_min_epi8(low, xv[r]);
+      if (Check) {  // first pass over these rows: also fetch the next tile's
+        low = _mm256_min_epi8(low, xv[r]);
+        _mm_prefetch(reinterpret_cast<const char*>(x + (RT + r) * xs + i), _MM_HINT_T0);
+      }
     });
     unroll<QT>([&](auto a) {
       __m256i qv = load(q + a * qs + i);
@@ -99,16 +102,17 @@ const Tiles<false> kPlainTiles;
 
 bool dots_i8(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
              size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
-  for (size_t a = 0; a < nq; a += kQT) {
-    size_t qt = std::min<size_t>(kQT, nq - a);
-    const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
-    bool found = false;
-    for (size_t j = 0; j < nx; j += kRT) {
-      size_t rt = std::min<size_t>(kRT, nx - j);
-      found |= tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
-                                     out + a * out_stride + j, out_stride);
+  // Rows outer, queries inner: a tile of rows comes from memory once and
+  // stays in L1 while every query tile runs over it (the first one checks it).
+  for (size_t j = 0; j < nx; j += kRT) {
+    size_t rt = std::min<size_t>(kRT, nx - j);
+    for (size_t a = 0; a < nq; a += kQT) {
+      size_t qt = std::min<size_t>(kQT, nq - a);
+      const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
+      if (tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
+                                out + a * out_stride + j, out_stride))
+        return true;
     }
-    if (found) return true;
   }
   return false;
 }
