@@ -133,7 +133,7 @@ def test_cpu_info_names_the_variant(isa):
         "avx2": ("avx2", "avx2"),
         "avx512": ("avx512_vnni" if f["avx512vnni"] else "avx2",
                    "avx512_vpopcntdq" if f["avx512vpopcntdq"] else "avx2"),
-        "neon": ("scalar", "scalar"),
+        "neon": ("neon_dotprod" if f["neon_dotprod"] else "neon", "neon"),
     }[isa]
     assert (info["kernels"]["cosine"], info["kernels"]["hamming"]) == expected
 
