@@ -97,8 +97,8 @@ def test_text_corpus_and_stdlib_corpus(tmp_path):
     hit = json.loads(run_cli("search", tmp_path / "t", "weather and clouds", "--json", "-k", "1",
                              check_rc=0).stdout)["results"][0]
     assert hit["id"] == 4 and hit["text"] == DOCS[3][2]  # id = line number
-    run_cli("index", "stdlib", "--limit", "25", "--out", tmp_path / "s", "--quiet", check_rc=0)
-    assert len(pplx_kernels.Index.load(tmp_path / "s")) == 25
+    run_cli("index", "stdlib", "--limit", "8", "--out", tmp_path / "s", "--quiet", check_rc=0)
+    assert len(pplx_kernels.Index.load(tmp_path / "s")) == 8
 
 
 def test_embed_writes_npy(tmp_path, corpus):
@@ -164,8 +164,8 @@ def test_bench_says_what_is_missing(tmp_path):
 
 def test_demo_answers_queries(tmp_path):
     _needs_default_model()
-    proc = run_cli("demo", "--limit", "40", "--quiet", "--out", tmp_path / "d", "--queries", "unicode text",
+    proc = run_cli("demo", "--limit", "12", "--quiet", "--out", tmp_path / "d", "--queries", "unicode text",
                    check_rc=0)
-    assert "indexed 40 documents" in proc.stdout
+    assert "indexed 12 documents" in proc.stdout
     assert "query: unicode text" in proc.stdout and "  1. " in proc.stdout
-    assert len(pplx_kernels.Index.load(tmp_path / "d")) == 40
+    assert len(pplx_kernels.Index.load(tmp_path / "d")) == 12
