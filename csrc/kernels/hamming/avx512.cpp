@@ -33,7 +33,12 @@ struct HammingTile {
     for (size_t i = 0; i < bytes; i += 64) {
       const __mmask64 m = byte_mask(bytes - i);  // zero lanes xor to zero
       __m512i xv[RT];
-      unroll<RT>([&](auto r) { xv[r] = _mm512_maskz_loadu_epi8(m, x + r * xs + i); });
+      unroll<RT>([&](auto r) {
+        // Fetch the next codes meanwhile: the row-wise path serves 1-3
+        // queries, where the scan waits on memory.
+        _mm_prefetch(reinterpret_cast<const char*>(x + (RT + r) * xs + i), _MM_HINT_T0);
+        xv[r] = _mm512_maskz_loadu_epi8(m, x + r * xs + i);
+      });
       unroll<QT>([&](auto a) {
         const __m512i qv = _mm512_maskz_loadu_epi8(m, q + a * qs + i);
         unroll<RT>([&](auto r) {
@@ -174,7 +179,12 @@ void hamming_rowwise(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t
     size_t qt = std::min<size_t>(4, nq - a);
     const uint8_t* qa = q + a * q_stride;
     int32_t* oa = out + a * out_stride;
-    for (size_t j = 0; j < nx; j += 4)
+    size_t j = 0;
+    if (qt == 1)  // one query: 1 x 16 tiles, whose 16 sums share one reduction tree
+      for (; j + 16 <= nx; j += 16)
+        HammingTile<1, 16>::run(qa, q_stride, x + j * x_stride, x_stride, bytes, nullptr, oa + j,
+                                out_stride);
+    for (; j < nx; j += 4)
       kTiles.fns[qt - 1][std::min<size_t>(4, nx - j) - 1](qa, q_stride, x + j * x_stride, x_stride,
                                                           bytes, nullptr, oa + j, out_stride);
   }
