@@ -12,6 +12,10 @@
 
 #include "pplx/types.h"
 
+// Packed bits are stored as little-endian words (byte k = elements 8k..8k+7);
+// CMakeLists.txt builds NEON files for aarch64 only, never aarch64_be.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "NEON kernels assume little-endian AArch64");
+
 namespace pplx {
 namespace neon {
 namespace {
