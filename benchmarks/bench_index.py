@@ -175,7 +175,7 @@ def print_table(rows):
         ours = next(o["qps"] for o in rows if o["n"] == r["n"] and o["batch"] == r["batch"]
                     and o["mode"] == r["mode"] and o["method"].startswith("pplx"))
         print(f"| {r['n']:,} | {r['method']} | {r['batch']} | {r['qps']:.1f} | {r['recall@10']:.3f} | "
-              f"{r['qps'] / ours:.2f}x |")
+              f"{r['qps'] / ours:.2g}x |")
 
 
 def main(argv=None):
