@@ -433,8 +433,8 @@ void test_cosine(const KernelTable& ref, const Variant& v) {
         for (size_t nx : {1, 2, 3, 4, 5, 7, 13})
           if (!(kind && (nq > 5 || nx > 5) && dim > 100)) shapes.push_back({nq, nx});  // emulation time
       if (kind == 0)
-        for (size_t nq : {8, 17})
-          for (size_t nx : {32, 33, 70}) shapes.push_back({nq, nx});
+        for (size_t nq : {1, 8, 17})
+          for (size_t nx : {16, 17, 32, 33, 70}) shapes.push_back({nq, nx});
       for (auto [nq, nx] : shapes) {
         {
           auto fill = [&](size_t rows, size_t stride) {
@@ -576,9 +576,17 @@ void test_hamming(const KernelTable& ref, const Variant& v) {
     for (int kind = 0; kind < 3; ++kind) {
       // kind 0: random; 1: q = ~x (every bit differs); 2: equal rows.
       const size_t qs = bytes + (kind == 1 ? 3 : 0), xs = bytes + (kind == 2 ? 0 : 9);
-      for (size_t nq : {1, 2, 3, 4, 5, 9}) {
-        for (size_t nx : {1, 2, 3, 4, 5, 7, 13}) {
-          if (kind && (nq > 5 || nx > 5) && bytes > 100) continue;
+      // Small tiles of every shape, and (random codes only) blocks for
+      // row-wise and packed paths (16+ codes, 8+ queries).
+      std::vector<std::pair<size_t, size_t>> shapes;
+      for (size_t nq : {1, 2, 3, 4, 5, 9})
+        for (size_t nx : {1, 2, 3, 4, 5, 7, 13})
+          if (!(kind && (nq > 5 || nx > 5) && bytes > 100)) shapes.push_back({nq, nx});
+      if (kind == 0)
+        for (size_t nq : {1, 8, 17})
+          for (size_t nx : {16, 17, 32, 33, 70}) shapes.push_back({nq, nx});
+      for (auto [nq, nx] : shapes) {
+        {
           std::vector<uint8_t> x(nx * xs), q(nq * qs);
           for (auto& e : x) e = uint8_t(g_rng());
           for (size_t i = 0; i < nq; ++i)
