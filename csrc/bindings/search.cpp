@@ -60,8 +60,10 @@ py::array_t<float> cosine(const py::array& a, const py::array& b, const py::obje
   py::array_t<float> out({q.rows, x.rows});
   float* o = out.mutable_data();
   size_t n = resolve_threads(threads);
-  py::gil_scoped_release release;
-  cosine_matrix(q, x, xn, clamp, o, n, ArgNames{"a", "b"});
+  {
+    py::gil_scoped_release release;
+    cosine_matrix(q, x, xn, clamp, o, n, ArgNames{"a", "b"});
+  }
   return out;
 }
 
@@ -71,8 +73,10 @@ py::array_t<int32_t> hamming(const py::array& a, const py::array& b, long thread
   py::array_t<int32_t> out({q.rows, x.rows});
   int32_t* o = out.mutable_data();
   size_t n = resolve_threads(threads);
-  py::gil_scoped_release release;
-  hamming_matrix(q, x, o, n);
+  {
+    py::gil_scoped_release release;
+    hamming_matrix(q, x, o, n);
+  }
   return out;
 }
 
@@ -82,8 +86,10 @@ py::array_t<float> norms(const py::array& xa, bool clamp, long threads) {
   py::array_t<float> out(x.rows);
   float* o = out.mutable_data();
   size_t n = resolve_threads(threads);
-  py::gil_scoped_release release;
-  norms_i8(x, clamp, o, n, "x");
+  {
+    py::gil_scoped_release release;
+    norms_i8(x, clamp, o, n, "x");
+  }
   return out;
 }
 
