@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/common/unroll.h"
 
@@ -18,6 +19,15 @@ namespace {
 
 // Byte lanes i < n set (n <= 64).
 inline __mmask64 byte_mask(size_t n) { return n >= 64 ? ~__mmask64(0) : _bzhi_u64(~0ull, unsigned(n)); }
+
+// A 64-byte aligned region of n bytes inside buf (grown as needed): the
+// packed tiles are written and read in whole cache lines, and a vector's
+// default 16-byte alignment would split every 64-byte access in two.
+inline uint8_t* aligned64(std::vector<uint8_t>& buf, size_t n) {
+  buf.resize(n + 63);
+  uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
+  return buf.data() + ((64 - p % 64) % 64);
+}
 
 // Lane i of the result is the sum of the 16 int32 lanes of v[i]: a transpose
 // tree of 15 adds instead of 16 separate horizontal sums.

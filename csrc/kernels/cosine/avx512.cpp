@@ -184,8 +184,8 @@ bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, s
   thread_local std::vector<uint8_t> packed;
   thread_local std::vector<int8_t> padded;
   const size_t groups = (dim + 3) / 4, tiles = (nx + kPackRows - 1) / kPackRows;
-  packed.resize(tiles * groups * 128);
-  if (pack_rows(x, nx, x_stride, dim, packed.data())) return true;
+  uint8_t* tiles_base = aligned64(packed, tiles * groups * 128);
+  if (pack_rows(x, nx, x_stride, dim, tiles_base)) return true;
   if (dim % 4) {  // zero-padded copy of the queries: whole groups only
     padded.assign(nq * groups * 4, 0);
     for (size_t i = 0; i < nq; ++i) std::memcpy(&padded[i * groups * 4], q + i * q_stride, dim);
@@ -200,11 +200,11 @@ bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, s
       const size_t rows = std::min(kPackRows, nx - t * kPackRows);
       int32_t* o = out + a * out_stride + t * kPackRows;
       if (rows == kPackRows) {
-        kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * groups * 128, groups,
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, tiles_base + t * groups * 128, groups,
                              corr, o, out_stride);
       } else {  // the last, partial tile: through a full-width buffer
         int32_t buf[8 * kPackRows];
-        kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * groups * 128, groups,
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, tiles_base + t * groups * 128, groups,
                              corr, buf, kPackRows);
         for (size_t i = 0; i < qt; ++i) std::memcpy(o + i * out_stride, buf + i * kPackRows, rows * 4);
       }

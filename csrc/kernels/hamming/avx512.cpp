@@ -145,8 +145,8 @@ void hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t*
                     size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
   thread_local std::vector<uint8_t> packed, padded;
   const size_t words = (bytes + 7) / 8, tiles = (nx + kPackCodes - 1) / kPackCodes;
-  packed.resize(tiles * words * 256);
-  pack_codes(x, nx, x_stride, bytes, packed.data());
+  uint8_t* tiles_base = aligned64(packed, tiles * words * 256);
+  pack_codes(x, nx, x_stride, bytes, tiles_base);
   if (bytes % 8) {  // zero-padded copy of the queries: whole words only
     padded.assign(nq * words * 8, 0);
     for (size_t i = 0; i < nq; ++i) std::memcpy(&padded[i * words * 8], q + i * q_stride, bytes);
@@ -159,11 +159,11 @@ void hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t*
       const size_t rows = std::min(kPackCodes, nx - t * kPackCodes);
       int32_t* o = out + a * out_stride + t * kPackCodes;
       if (rows == kPackCodes) {
-        kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * words * 256, words, o,
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, tiles_base + t * words * 256, words, o,
                              out_stride);
       } else {  // the last, partial tile: through a full-width buffer
         int32_t buf[4 * kPackCodes];
-        kPackedTiles[qt - 1](q + a * q_stride, q_stride, packed.data() + t * words * 256, words,
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, tiles_base + t * words * 256, words,
                              buf, kPackCodes);
         for (size_t i = 0; i < qt; ++i) std::memcpy(o + i * out_stride, buf + i * kPackCodes, rows * 4);
       }
