@@ -257,9 +257,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("-n", type=int, default=None, help="database rows (default 200,000)")
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds over all libraries (best kept)")
+    ap.add_argument("--widths", type=int, nargs="+", help="dimensions / code bits (default 1024 2560)")
     args = ap.parse_args()
     n = args.n or (20_000 if args.quick else 200_000)
-    widths = [1024] if args.quick else [1024, 2560]
+    widths = args.widths or ([1024] if args.quick else [1024, 2560])
     ms = [1, 16, 256]
     threads = args.threads
     pk.set_num_threads(threads)
