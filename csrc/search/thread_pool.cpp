@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,6 +42,45 @@ size_t initial_threads() {
 
 std::atomic<size_t> g_num_threads{0};
 
+// One call's work. Helpers hold it by shared_ptr, so a helper that wakes
+// after every task was taken only looks at this object, never at the
+// caller's function, and the caller returns as soon as its tasks are done
+// instead of waiting for helpers that never got a task.
+struct Job {
+  const std::function<void(size_t)>* fn;
+  size_t n_tasks;
+  std::atomic<size_t> next{0}, done{0};
+  std::mutex mutex;
+  std::condition_variable finished;
+  std::exception_ptr error;
+
+  // Runs tasks until none is left.
+  void work() {
+    for (;;) {
+      size_t task = next.fetch_add(1);
+      if (task >= n_tasks) return;
+      size_t completed = 1;
+      try {
+        (*fn)(task);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!error) error = std::current_exception();
+        size_t claimed = next.exchange(n_tasks);  // skip what is left
+        if (claimed < n_tasks) completed += n_tasks - claimed;
+      }
+      if (done.fetch_add(completed) + completed == n_tasks) {
+        std::lock_guard<std::mutex> lock(mutex);
+        finished.notify_all();
+      }
+    }
+  }
+
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex);
+    finished.wait(lock, [&] { return done.load() == n_tasks; });
+  }
+};
+
 class Pool {
  public:
   ~Pool() {
@@ -57,23 +97,24 @@ class Pool {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     size_t helpers = std::min(threads, n_tasks) - 1;
-    grow(helpers);
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
+    job->n_tasks = n_tasks;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      fn_ = &fn;
-      n_tasks_ = n_tasks;
-      next_task_.store(0);
+      grow(helpers);
+      job_ = job;
       active_helpers_ = helpers;
-      pending_ = helpers;
-      error_ = nullptr;
       ++generation_;
     }
     wake_.notify_all();
-    work();
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
-    fn_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    job->work();
+    job->wait();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_.reset();
+    }
+    if (job->error) std::rethrow_exception(job->error);
     return true;
   }
 
@@ -88,42 +129,25 @@ class Pool {
   void loop(size_t index) {
     size_t seen = 0;
     for (;;) {
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_ || (generation_ != seen && index < active_helpers_); });
         if (stop_) return;
         seen = generation_;
+        job = job_;
       }
-      work();
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
-    }
-  }
-
-  void work() {
-    for (;;) {
-      size_t task = next_task_.fetch_add(1);
-      if (task >= n_tasks_) return;
-      try {
-        (*fn_)(task);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!error_) error_ = std::current_exception();
-        next_task_.store(n_tasks_);  // skip what is left
-      }
+      if (job) job->work();
     }
   }
 
   std::mutex busy_;
   std::mutex mutex_;
-  std::condition_variable wake_, done_;
+  std::condition_variable wake_;
   std::vector<std::thread> workers_;
-  const std::function<void(size_t)>* fn_ = nullptr;
-  size_t n_tasks_ = 0;
-  std::atomic<size_t> next_task_{0};
-  size_t active_helpers_ = 0, pending_ = 0, generation_ = 0;
+  std::shared_ptr<Job> job_;
+  size_t active_helpers_ = 0, generation_ = 0;
   bool stop_ = false;
-  std::exception_ptr error_;
 };
 
 Pool* g_pool = nullptr;
