@@ -10,6 +10,18 @@ SPECIAL_FLOATS = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-45, 3.4e38, -3.
 SPECIAL_INTS = [-128, -127, 0, 127, 1, -1]
 
 
+# The only acceptable failures of a public function on fuzzed input.
+CLEAN = (TypeError, ValueError)
+
+
+def call(fn, *args, **kwargs):
+    """fn's result, or None when it refused the input cleanly."""
+    try:
+        return fn(*args, **kwargs)
+    except CLEAN:
+        return None
+
+
 class ArrayMaker:
     def __init__(self, fdp):
         self.fdp = fdp

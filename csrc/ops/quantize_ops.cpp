@@ -54,22 +54,28 @@ int64_t pack_f32_batch(const float* x, size_t rows, size_t dim, size_t stride, u
   });
 }
 
-void pack_i8_batch(const int8_t* x, size_t rows, size_t dim, size_t stride, uint8_t* bits,
-                   BitOrder order, size_t threads) {
-  PackI8Fn fn = kernels().bitpack.pack_i8;
+namespace {
+
+// Packs every row of x with kernel fn (no row can fail).
+template <typename T, typename Fn>
+void pack_rows(Fn fn, const T* x, size_t rows, size_t dim, size_t stride, uint8_t* bits,
+               BitOrder order, size_t threads) {
   const size_t nbytes = packed_bytes(dim);
   for_row_blocks(rows, dim, threads, [&](size_t begin, size_t end) {
     for (size_t r = begin; r < end; ++r) fn(x + r * stride, dim, bits + r * nbytes, order);
   });
 }
 
+}  // namespace
+
+void pack_i8_batch(const int8_t* x, size_t rows, size_t dim, size_t stride, uint8_t* bits,
+                   BitOrder order, size_t threads) {
+  pack_rows(kernels().bitpack.pack_i8, x, rows, dim, stride, bits, order, threads);
+}
+
 void pack_bool_batch(const uint8_t* x, size_t rows, size_t dim, size_t stride, uint8_t* bits,
                      BitOrder order, size_t threads) {
-  PackBoolFn fn = kernels().bitpack.pack_bool;
-  const size_t nbytes = packed_bytes(dim);
-  for_row_blocks(rows, dim, threads, [&](size_t begin, size_t end) {
-    for (size_t r = begin; r < end; ++r) fn(x + r * stride, dim, bits + r * nbytes, order);
-  });
+  pack_rows(kernels().bitpack.pack_bool, x, rows, dim, stride, bits, order, threads);
 }
 
 void unpack_batch(const uint8_t* bits, size_t rows, size_t dim, size_t stride, int8_t* out,

@@ -21,6 +21,16 @@ def threads_arg(threads) -> int:
     return int(threads)
 
 
+def positive_int_arg(value, name: str) -> int:
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}") from None
+    if isinstance(value, bool) or v < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return v
+
+
 def bitorder_arg(bitorder) -> str:
     if bitorder not in BITORDERS:
         raise ValueError(f"bitorder: expected 'big' or 'little', got {bitorder!r}")

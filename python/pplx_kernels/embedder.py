@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _default_model
-from ._validate import bitorder_arg, threads_arg
+from ._validate import bitorder_arg, positive_int_arg, threads_arg
 from .pooling import mean_pool, mean_pool_spans
 from .quantize import SCHEMES, quantize, quantize_fused
 from .runtime import get_num_threads
@@ -87,16 +87,6 @@ def _model_dir_files(model) -> tuple[Path, Path, Path]:
     raise FileNotFoundError(f"model: no onnx/model.onnx or model.onnx in {root}")
 
 
-def _positive_int(value, name: str) -> int:
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}") from None
-    if isinstance(value, bool) or v < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return v
-
-
 def _token_content(value):
     """A special token in tokenizer_config.json: a string or {"content": ...}."""
     if isinstance(value, dict):
@@ -149,12 +139,12 @@ class Embedder:
     def __init__(self, model=None, *, max_length=None, threads=None, batch_tokens=2048,
                  providers=None, scheme=None, sep_token=None):
         # Cheap argument checks first, before any file is read.
-        self.batch_tokens = _positive_int(batch_tokens, "batch_tokens")
+        self.batch_tokens = positive_int_arg(batch_tokens, "batch_tokens")
         self.threads = threads_arg(threads) or get_num_threads()
         if scheme is not None and scheme not in SCHEMES:
             raise ValueError(f"scheme: expected None, 'tanh' or 'absmax', got {scheme!r}")
         if max_length is not None:
-            max_length = _positive_int(max_length, "max_length")
+            max_length = positive_int_arg(max_length, "max_length")
         if sep_token is not None and not isinstance(sep_token, str):
             raise TypeError(f"sep_token: expected None or a str, got {type(sep_token).__name__}")
         ort, tokenizers = _import_runtime()

@@ -29,14 +29,13 @@ number of batches copies O(n) data in total. remove() compacts (O(count)).
 from __future__ import annotations
 
 import math
-import operator
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import storage
-from ._validate import array_arg, float32_arg, rows_arg, threads_arg
+from ._validate import array_arg, float32_arg, positive_int_arg, rows_arg, threads_arg
 from .quantize import SCHEMES, pack_bits, quantize, quantize_fused
 from .search import norms as _norms
 from .search import topk as _topk
@@ -210,7 +209,7 @@ class Index:
         1-D query. mode "two_stage" rescores the k * oversample nearest
         rows by Hamming distance (default oversample DEFAULT_OVERSAMPLE).
         """
-        k = _positive_int(k, "k")
+        k = positive_int_arg(k, "k")
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
         if oversample is None:  # (ignored by mode="exact", but still checked)
@@ -307,16 +306,6 @@ def _model_arg(model) -> dict:
             v is None or isinstance(v, str) for v in model.values()):
         return {"name": model.get("name"), "sha256": model.get("sha256")}
     raise ValueError(f"model: expected None, a name, or {{'name': str, 'sha256': str}}, got {model!r}")
-
-
-def _positive_int(value, name: str) -> int:
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}") from None
-    if isinstance(value, bool) or v < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return v
 
 
 def _ids_arg(ids, m, allow_repeats: bool = False) -> np.ndarray:

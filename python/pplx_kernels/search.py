@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import array_arg, threads_arg
+from ._validate import array_arg, rows_arg, threads_arg
 
 MAX_DIM = 65536
 METRICS = ("cosine", "hamming")
@@ -26,19 +26,9 @@ def _rows(x, name: str, dtype, what: str) -> tuple[np.ndarray, bool]:
     x = array_arg(x, name)
     if x.dtype != dtype:
         raise TypeError(f"{name}: expected {what} ({np.dtype(dtype)}), got {x.dtype}")
-    if x.ndim == 1:
-        x, single = x[None, :], True
-    elif x.ndim == 2:
-        single = False
-    else:
-        raise ValueError(f"{name}: expected a 1-D or 2-D array, got shape {x.shape}")
-    if x.shape[1] == 0:
-        raise ValueError(f"{name}: expected at least one element per row, got shape {x.shape}")
+    x, single = rows_arg(x, name)
     if x.shape[1] > MAX_DIM:
         raise ValueError(f"{name}: rows hold {x.shape[1]} elements; at most {MAX_DIM} are supported")
-    # Rows may be strided; elements within a row must be contiguous (one copy otherwise).
-    if (x.shape[1] > 1 and x.strides[1] != x.itemsize) or (x.shape[0] > 1 and x.strides[0] < 0):
-        x = np.ascontiguousarray(x)
     return x, single
 
 
