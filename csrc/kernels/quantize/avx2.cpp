@@ -12,25 +12,25 @@ namespace pplx {
 namespace avx2 {
 namespace {
 
-// 127 * tanh(a) for 0 <= a <= 64, absolute error below 1e-4:
-// tanh(a) = 1 - 2 / (2^t + 1), t = 2 a log2(e), 2^t from a degree-6
-// polynomial on [-0.5, 0.5] times 2^round(t), the reciprocal refined by one
-// Newton step.
+// 127 * tanh(a) for a >= 0, absolute error below 1e-4:
+// tanh(a) = 1 - 2 / (2^t + 1), t = 2 a log2(e) (capped at 40, which also
+// turns Inf and NaN into a harmless 40), 2^t from a degree-5 polynomial on
+// [-0.5, 0.5] (relative error 2.3e-7) times 2^round(t), the reciprocal
+// refined by two Newton steps (rcp_ps has 12 bits).
 inline __m256 tanh127(__m256 a) {
   __m256 t = _mm256_min_ps(_mm256_mul_ps(a, _mm256_set1_ps(2.8853900817779268f)), _mm256_set1_ps(40.0f));
   __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 f = _mm256_sub_ps(t, n);
-  __m256 p = _mm256_fmadd_ps(f, _mm256_set1_ps(1.535336188319500e-4f), _mm256_set1_ps(1.339887440266574e-3f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(9.618437357674640e-3f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(5.550332471162809e-2f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(2.402264791363012e-1f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(6.931472028550421e-1f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(1.0f));
+  __m256 p = _mm256_fmadd_ps(f, _mm256_set1_ps(0.0013274f), _mm256_set1_ps(0.00967552f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(0.05550721f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(0.2402212f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(0.69314694f));
+  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(1.0000001f));
   __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   __m256 d = _mm256_fmadd_ps(p, _mm256_castsi256_ps(e), _mm256_set1_ps(1.0f));
   __m256 r = _mm256_rcp_ps(d);
   r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
-  r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));  // rcp_ps is only 12 bits
+  r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
   return _mm256_fnmadd_ps(_mm256_set1_ps(254.0f), r, _mm256_set1_ps(127.0f));
 }
 
@@ -38,47 +38,66 @@ inline __m256 tanh127(__m256 a) {
 // exact threshold instead of by rounding (the estimate error is ~20x smaller).
 constexpr float kTieBand = 2e-3f;
 
-// Exact tanh codes of 8 lanes; *bad gathers the lanes that are not finite.
-// The rounded estimate, except near a .5 boundary, where m = floor(estimate)
-// gets one more if a >= T[m + 1] (a gather, taken for few vectors).
-inline __m256i tanh_codes(__m256 x, const float* thresholds, __m256* bad) {
+// Exact tanh codes of 8 lanes: the rounded estimate, except near a .5
+// boundary, where m = floor(estimate) gets one more if a >= T[m + 1] (a
+// gather, taken for few vectors). *nonfinite turns NaN for good once a lane
+// held NaN or Inf (a * 0 is NaN exactly for those).
+inline __m256i tanh_codes(__m256 x, const float* thresholds, __m256* nonfinite) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   __m256 a = _mm256_and_ps(x, abs_mask);
-  *bad = _mm256_or_ps(*bad, _mm256_cmp_ps(a, _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
-  __m256 a_safe = _mm256_min_ps(a, _mm256_set1_ps(64.0f));  // also maps NaN to 64
-  __m256 y = tanh127(a_safe);
+  *nonfinite = _mm256_fmadd_ps(a, _mm256_setzero_ps(), *nonfinite);
+  __m256 y = tanh127(a);  // below 127, so the code never passes 127
   __m256 k = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 near_tie = _mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(y, k), abs_mask),
                                   _mm256_set1_ps(0.5f - kTieBand), _CMP_GT_OQ);
-  __m256i q = _mm256_min_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127));
+  __m256i q = _mm256_cvtps_epi32(k);
   if (_mm256_movemask_ps(near_tie)) {
     __m256i m = _mm256_min_epi32(_mm256_cvttps_epi32(y), _mm256_set1_epi32(126));
     __m256 next = _mm256_i32gather_ps(thresholds + 1, m, 4);
     // the compare mask is -1 where true
-    __m256i exact = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a_safe, next, _CMP_GE_OQ)));
+    __m256i exact = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, next, _CMP_GE_OQ)));
     q = _mm256_blendv_epi8(q, exact, _mm256_castps_si256(near_tie));
   }
   return _mm256_sign_epi32(q, _mm256_castps_si256(x));
 }
 
+// Four vectors of int32 codes in [-127, 127] to 32 bytes: two saturating
+// packs and one dword permute instead of four narrow stores.
+inline void store_4x8_codes(__m256i c0, __m256i c1, __m256i c2, __m256i c3, int8_t* out) {
+  __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3));
+  bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
+}
+
 bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {
   const float* thresholds = tanh_i8_thresholds();
-  __m256 bad = _mm256_setzero_ps();
+  __m256 nonfinite = _mm256_setzero_ps();
   size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    __m256 v[4];
+    __m256i c[4];
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + i + 8 * j);
+      c[j] = tanh_codes(v[j], thresholds, &nonfinite);
+    }
+    store_4x8_codes(c[0], c[1], c[2], c[3], codes + i);
+    if (bits)
+      for (int j = 0; j < 4; ++j) bits[(i >> 3) + j] = order_byte(nonneg_mask(v[j]), order);
+  }
   for (; i + 8 <= dim; i += 8) {
     __m256 v = _mm256_loadu_ps(x + i);
-    store_i32_as_i8(tanh_codes(v, thresholds, &bad), codes + i);
+    store_i32_as_i8(tanh_codes(v, thresholds, &nonfinite), codes + i);
     if (bits) bits[i >> 3] = order_byte(nonneg_mask(v), order);
   }
   if (i < dim) {
     size_t n = dim - i;
     __m256 v = _mm256_maskload_ps(x + i, tail_mask(n));
     int8_t tail[8];
-    store_i32_as_i8(tanh_codes(v, thresholds, &bad), tail);
+    store_i32_as_i8(tanh_codes(v, thresholds, &nonfinite), tail);
     std::memcpy(codes + i, tail, n);
     if (bits) bits[i >> 3] = order_byte(nonneg_mask(v) & ((1u << n) - 1), order);
   }
-  return _mm256_movemask_ps(bad) == 0;
+  return _mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q)) == 0;
 }
 
 bool absmax_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {
