@@ -71,7 +71,7 @@ py::array_t<float> pool_spans(const py::array& hidden, const py::array& spans_ar
   size_t n = resolve_threads(threads);
   {
     py::gil_scoped_release release;
-    mean_pool_spans(data, f16, shape[0], shape[1], stride[0], sp.data, sp.shape[0], o, n);
+    mean_pool_spans(data, f16, shape[1], stride[0], sp.data, sp.shape[0], o, n);
   }
   return out;
 }

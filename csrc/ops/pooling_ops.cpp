@@ -36,9 +36,8 @@ void mean_pool_batch(const void* hidden, bool f16, size_t batch, size_t seq, siz
   });
 }
 
-void mean_pool_spans(const void* hidden, bool f16, size_t seq, size_t dim, size_t stride_s,
+void mean_pool_spans(const void* hidden, bool f16, size_t dim, size_t stride_s,
                      const int64_t* spans, size_t n_spans, float* out, size_t threads) {
-  (void)seq;
   const PoolingKernels& k = kernels().pooling;
   size_t col_blocks = (dim + kColumnBlock - 1) / kColumnBlock;
   if (col_blocks == 0) return;

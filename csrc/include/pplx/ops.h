@@ -19,7 +19,7 @@ void mean_pool_batch(const void* hidden, bool f16, size_t batch, size_t seq, siz
 
 // One sequence [S, H]; spans [n, 2] of [start, end) token rows, checked by
 // the caller to lie in [0, S] with start <= end; out [n, H].
-void mean_pool_spans(const void* hidden, bool f16, size_t seq, size_t dim, size_t stride_s,
+void mean_pool_spans(const void* hidden, bool f16, size_t dim, size_t stride_s,
                      const int64_t* spans, size_t n_spans, float* out, size_t threads);
 
 // x [N, D] with row stride; codes [N, D] and bits [N, ceil(D/8)] contiguous,
