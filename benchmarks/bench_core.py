@@ -44,6 +44,24 @@ def numpy_tanh_int8(x):
     return np.clip(np.rint(np.tanh(x) * 127), -127, 127).astype(np.int8)
 
 
+def with_buffers(make, width, dtype):
+    """Data plus preallocated buffers: the result array, and a float32 scratch
+    for numpy's in-place form (a service reusing buffers in a hot loop)."""
+    def build(rng):
+        x = make(rng)
+        return x, np.empty((x.shape[0], width(x.shape[1])), dtype), np.empty_like(x)
+    return build
+
+
+def numpy_tanh_int8_buffers(x, out, scratch):
+    np.tanh(x, out=scratch)
+    np.multiply(scratch, 127, out=scratch)
+    np.rint(scratch, out=scratch)
+    np.clip(scratch, -127, 127, out=scratch)
+    np.copyto(out, scratch, casting="unsafe")
+    return out
+
+
 def numpy_pack(x):
     return np.packbits(x >= 0, axis=1)
 
@@ -65,10 +83,21 @@ CASES = {
         lambda x: pk.quantize(x, "int8", scheme="tanh"),
         [("numpy clip(rint(tanh(x)*127))", numpy_tanh_int8, 20.0)],
     ),
+    "tanh int8 20000x1024, out=": (
+        with_buffers(tanh_data, lambda d: d, np.int8),
+        lambda d: pk.quantize(d[0], "int8", scheme="tanh", out=d[1]),
+        [("numpy clip(rint(tanh(x)*127))", lambda d: numpy_tanh_int8(d[0]), 20.0),
+         ("numpy in place, out= buffers", lambda d: numpy_tanh_int8_buffers(*d), 20.0)],
+    ),
     "sign+pack 20000x1024": (
         tanh_data,
         lambda x: pk.pack_bits(x),
         [("np.packbits(x >= 0, axis=1)", numpy_pack, 2.0)],
+    ),
+    "sign+pack 20000x1024, out=": (
+        with_buffers(tanh_data, lambda d: (d + 7) // 8, np.uint8),
+        lambda d: pk.pack_bits(d[0], out=d[1]),
+        [("np.packbits(x >= 0, axis=1)", lambda d: numpy_pack(d[0]), 2.0)],
     ),
     "mean pool [64,256,1024] 20% pad": (
         pooling_data,

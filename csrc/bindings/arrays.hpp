@@ -8,6 +8,7 @@
 #include <array>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "pplx/types.h"
 
@@ -59,6 +60,22 @@ View<T, N> view_of(const py::array& a, const char* name, bool writable = false) 
     throw arg_error(name, "the last axis must be contiguous; pass numpy.ascontiguousarray(...)");
   if (N > 0) v.stride[N - 1] = 1;
   return v;
+}
+
+// The array a binding writes its result into: the caller's `out` when one
+// was given (checked: an ndarray of dtype T and exactly `shape`, C-contiguous,
+// writable), else a fresh array.
+template <typename T, size_t N>
+py::array_t<T> result_array(const py::object& out, const char* name,
+                            const std::array<size_t, N>& shape) {
+  if (out.is_none()) return py::array_t<T>(std::vector<size_t>(shape.begin(), shape.end()));
+  // A non-array would be converted into a temporary copy that the caller never sees.
+  if (!py::isinstance<py::array>(out)) throw py::type_error(std::string(name) + ": expected a numpy array");
+  py::array a = py::reinterpret_borrow<py::array>(out);
+  auto v = view_of<T, N>(a, name, /*writable=*/true);
+  if (v.shape != shape) throw arg_error(name, "does not have the shape of the result");
+  if (!(a.flags() & py::array::c_style)) throw arg_error(name, "must be C-contiguous");
+  return py::reinterpret_borrow<py::array_t<T>>(a);
 }
 
 inline BitOrder parse_bitorder(const std::string& s) {

@@ -1,5 +1,5 @@
 // Bindings of mean pooling, quantization and bit packing: check, release the
-// GIL, call the batch operation, return fresh arrays.
+// GIL, call the batch operation, return the result (in `out` when given).
 #include "bindings/arrays.hpp"
 #include "pplx/ops.h"
 #include "pplx/parallel.h"
@@ -7,7 +7,8 @@
 namespace pplx {
 namespace {
 
-py::array_t<float> mean_pool(const py::array& hidden, const py::object& mask_obj, long threads) {
+py::array_t<float> mean_pool(const py::array& hidden, const py::object& mask_obj,
+                             const py::object& out_obj, long threads) {
   bool f16 = hidden.dtype().kind() == 'f' && hidden.dtype().itemsize() == 2;
   View<const uint16_t, 3> h16{};
   View<const float, 3> h32{};
@@ -32,7 +33,7 @@ py::array_t<float> mean_pool(const py::array& hidden, const py::object& mask_obj
       throw arg_error("attention_mask", "must be C-contiguous");
     mask = m.data;
   }
-  py::array_t<float> out({shape[0], shape[2]});
+  auto out = result_array<float, 2>(out_obj, "out", {shape[0], shape[2]});
   float* o = out.mutable_data();
   size_t n = resolve_threads(threads);
   {
@@ -42,7 +43,8 @@ py::array_t<float> mean_pool(const py::array& hidden, const py::object& mask_obj
   return out;
 }
 
-py::array_t<float> pool_spans(const py::array& hidden, const py::array& spans_arr, long threads) {
+py::array_t<float> pool_spans(const py::array& hidden, const py::array& spans_arr,
+                              const py::object& out_obj, long threads) {
   bool f16 = hidden.dtype().kind() == 'f' && hidden.dtype().itemsize() == 2;
   View<const uint16_t, 2> h16{};
   View<const float, 2> h32{};
@@ -66,7 +68,7 @@ py::array_t<float> pool_spans(const py::array& hidden, const py::array& spans_ar
                                    std::to_string(e) + ") is not within [0, " +
                                    std::to_string(shape[0]) + "] with start <= end");
   }
-  py::array_t<float> out({sp.shape[0], shape[1]});
+  auto out = result_array<float, 2>(out_obj, "out", {sp.shape[0], shape[1]});
   float* o = out.mutable_data();
   size_t n = resolve_threads(threads);
   {
@@ -77,7 +79,8 @@ py::array_t<float> pool_spans(const py::array& hidden, const py::array& spans_ar
 }
 
 py::tuple quantize_i8(const py::array& x_arr, const std::string& scheme, bool with_bits,
-                      const std::string& bitorder, long threads) {
+                      const std::string& bitorder, const py::object& out_codes,
+                      const py::object& out_bits, long threads) {
   auto x = view_of<const float, 2>(x_arr, "x");
   Int8Scheme s;
   if (scheme == "tanh") s = Int8Scheme::tanh;
@@ -85,11 +88,11 @@ py::tuple quantize_i8(const py::array& x_arr, const std::string& scheme, bool wi
   else throw arg_error("scheme", "expected 'tanh' or 'absmax', got '" + scheme + "'");
   BitOrder order = parse_bitorder(bitorder);
   size_t rows = x.shape[0], dim = x.shape[1];
-  py::array_t<int8_t> codes({rows, dim});
+  auto codes = result_array<int8_t, 2>(out_codes, "out", {rows, dim});
   py::object bits_obj = py::none();
   uint8_t* bits = nullptr;
   if (with_bits) {
-    py::array_t<uint8_t> b({rows, packed_bytes(dim)});
+    auto b = result_array<uint8_t, 2>(out_bits, "out", {rows, packed_bytes(dim)});
     bits = b.mutable_data();
     bits_obj = b;
   }
@@ -103,9 +106,9 @@ py::tuple quantize_i8(const py::array& x_arr, const std::string& scheme, bool wi
   return py::make_tuple(codes, bits_obj, bad);
 }
 
-py::tuple sign_i8(const py::array& x_arr, long threads) {
+py::tuple sign_i8(const py::array& x_arr, const py::object& out, long threads) {
   auto x = view_of<const float, 2>(x_arr, "x");
-  py::array_t<int8_t> codes({x.shape[0], x.shape[1]});
+  auto codes = result_array<int8_t, 2>(out, "out", {x.shape[0], x.shape[1]});
   int8_t* c = codes.mutable_data();
   size_t n = resolve_threads(threads);
   int64_t bad;
@@ -116,14 +119,15 @@ py::tuple sign_i8(const py::array& x_arr, long threads) {
   return py::make_tuple(codes, bad);
 }
 
-py::tuple pack_bits(const py::array& x_arr, const std::string& bitorder, long threads) {
+py::tuple pack_bits(const py::array& x_arr, const std::string& bitorder, const py::object& out,
+                    long threads) {
   BitOrder order = parse_bitorder(bitorder);
   size_t n = resolve_threads(threads);
   char kind = x_arr.dtype().kind();
   size_t item = size_t(x_arr.dtype().itemsize());
   if (x_arr.ndim() != 2) throw arg_error("x", "expected 2 dimensions");
   size_t rows = size_t(x_arr.shape(0)), dim = size_t(x_arr.shape(1));
-  py::array_t<uint8_t> bits({rows, packed_bytes(dim)});
+  auto bits = result_array<uint8_t, 2>(out, "out", {rows, packed_bytes(dim)});
   uint8_t* b = bits.mutable_data();
   int64_t bad = -1;
   if (kind == 'f' && item == 4) {
@@ -145,13 +149,13 @@ py::tuple pack_bits(const py::array& x_arr, const std::string& bitorder, long th
 }
 
 py::array_t<int8_t> unpack_bits(const py::array& bits_arr, size_t dim, const std::string& bitorder,
-                                bool signed_values, long threads) {
+                                bool signed_values, const py::object& out_obj, long threads) {
   auto b = view_of<const uint8_t, 2>(bits_arr, "packed");
   if (b.shape[1] != packed_bytes(dim))
     throw arg_error("dim", "packed rows hold " + std::to_string(b.shape[1]) + " bytes, dim " +
                                std::to_string(dim) + " needs " + std::to_string(packed_bytes(dim)));
   BitOrder order = parse_bitorder(bitorder);
-  py::array_t<int8_t> out({b.shape[0], dim});
+  auto out = result_array<int8_t, 2>(out_obj, "out", {b.shape[0], dim});
   int8_t* o = out.mutable_data();
   size_t n = resolve_threads(threads);
   {
@@ -164,14 +168,17 @@ py::array_t<int8_t> unpack_bits(const py::array& bits_arr, size_t dim, const std
 }  // namespace
 
 void bind_core(py::module_& m) {
-  m.def("mean_pool", &mean_pool, py::arg("hidden"), py::arg("mask"), py::arg("threads"));
-  m.def("mean_pool_spans", &pool_spans, py::arg("hidden"), py::arg("spans"), py::arg("threads"));
+  m.def("mean_pool", &mean_pool, py::arg("hidden"), py::arg("mask"), py::arg("out"),
+        py::arg("threads"));
+  m.def("mean_pool_spans", &pool_spans, py::arg("hidden"), py::arg("spans"), py::arg("out"),
+        py::arg("threads"));
   m.def("quantize_i8", &quantize_i8, py::arg("x"), py::arg("scheme"), py::arg("with_bits"),
-        py::arg("bitorder"), py::arg("threads"));
-  m.def("sign_i8", &sign_i8, py::arg("x"), py::arg("threads"));
-  m.def("pack_bits", &pack_bits, py::arg("x"), py::arg("bitorder"), py::arg("threads"));
+        py::arg("bitorder"), py::arg("out_codes"), py::arg("out_bits"), py::arg("threads"));
+  m.def("sign_i8", &sign_i8, py::arg("x"), py::arg("out"), py::arg("threads"));
+  m.def("pack_bits", &pack_bits, py::arg("x"), py::arg("bitorder"), py::arg("out"),
+        py::arg("threads"));
   m.def("unpack_bits", &unpack_bits, py::arg("packed"), py::arg("dim"), py::arg("bitorder"),
-        py::arg("signed"), py::arg("threads"));
+        py::arg("signed"), py::arg("out"), py::arg("threads"));
 }
 
 }  // namespace pplx

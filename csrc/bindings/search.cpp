@@ -52,12 +52,12 @@ const int64_t* candidates_of(const py::object& obj, size_t m, size_t n_rows, siz
 }
 
 py::array_t<float> cosine(const py::array& a, const py::array& b, const py::object& norms,
-                          bool clamp, long threads) {
+                          bool clamp, const py::object& out_obj, long threads) {
   auto q = rows_of<int8_t>(a, "a"), x = rows_of<int8_t>(b, "b");
   check_pair(q, x, "a", "b");
   py::array keep;
   const float* xn = norms_of(norms, x.rows, keep);
-  py::array_t<float> out({q.rows, x.rows});
+  auto out = result_array<float, 2>(out_obj, "out", {q.rows, x.rows});
   float* o = out.mutable_data();
   size_t n = resolve_threads(threads);
   {
@@ -67,10 +67,11 @@ py::array_t<float> cosine(const py::array& a, const py::array& b, const py::obje
   return out;
 }
 
-py::array_t<int32_t> hamming(const py::array& a, const py::array& b, long threads) {
+py::array_t<int32_t> hamming(const py::array& a, const py::array& b, const py::object& out_obj,
+                             long threads) {
   auto q = rows_of<uint8_t>(a, "a"), x = rows_of<uint8_t>(b, "b");
   check_pair(q, x, "a", "b");
-  py::array_t<int32_t> out({q.rows, x.rows});
+  auto out = result_array<int32_t, 2>(out_obj, "out", {q.rows, x.rows});
   int32_t* o = out.mutable_data();
   size_t n = resolve_threads(threads);
   {
@@ -80,10 +81,10 @@ py::array_t<int32_t> hamming(const py::array& a, const py::array& b, long thread
   return out;
 }
 
-py::array_t<float> norms(const py::array& xa, bool clamp, long threads) {
+py::array_t<float> norms(const py::array& xa, bool clamp, const py::object& out_obj, long threads) {
   auto x = rows_of<int8_t>(xa, "x");
   if (x.dim > kMaxDim) throw arg_error("x", "at most 65536 elements per row are supported");
-  py::array_t<float> out(x.rows);
+  auto out = result_array<float, 1>(out_obj, "out", {x.rows});
   float* o = out.mutable_data();
   size_t n = resolve_threads(threads);
   {
@@ -99,7 +100,8 @@ size_t check_k(long k, size_t n_rows) {
 }
 
 py::tuple topk_cosine_py(const py::array& qa, const py::array& xa, long k,
-                         const py::object& norms, const py::object& cand, bool clamp, long threads) {
+                         const py::object& norms, const py::object& cand, bool clamp,
+                         const py::object& out_scores, const py::object& out_ids, long threads) {
   auto q = rows_of<int8_t>(qa, "queries"), x = rows_of<int8_t>(xa, "database");
   check_pair(q, x, "queries", "database");
   if (x.rows == 0) throw arg_error("database", "is empty");
@@ -108,8 +110,8 @@ py::tuple topk_cosine_py(const py::array& qa, const py::array& xa, long k,
   size_t n_cand = 0;
   const int64_t* c = candidates_of(cand, q.rows, x.rows, &n_cand, keep_c);
   size_t kk = check_k(k, c ? n_cand : x.rows);
-  py::array_t<float> scores({q.rows, kk});
-  py::array_t<int64_t> ids({q.rows, kk});
+  auto scores = result_array<float, 2>(out_scores, "out", {q.rows, kk});
+  auto ids = result_array<int64_t, 2>(out_ids, "out", {q.rows, kk});
   float* s = scores.mutable_data();
   int64_t* i = ids.mutable_data();
   size_t n = resolve_threads(threads);
@@ -121,7 +123,7 @@ py::tuple topk_cosine_py(const py::array& qa, const py::array& xa, long k,
 }
 
 py::tuple topk_hamming_py(const py::array& qa, const py::array& xa, long k, const py::object& cand,
-                          long threads) {
+                          const py::object& out_scores, const py::object& out_ids, long threads) {
   auto q = rows_of<uint8_t>(qa, "queries"), x = rows_of<uint8_t>(xa, "database");
   check_pair(q, x, "queries", "database");
   if (x.rows == 0) throw arg_error("database", "is empty");
@@ -129,8 +131,8 @@ py::tuple topk_hamming_py(const py::array& qa, const py::array& xa, long k, cons
   size_t n_cand = 0;
   const int64_t* c = candidates_of(cand, q.rows, x.rows, &n_cand, keep_c);
   size_t kk = check_k(k, c ? n_cand : x.rows);
-  py::array_t<int32_t> scores({q.rows, kk});
-  py::array_t<int64_t> ids({q.rows, kk});
+  auto scores = result_array<int32_t, 2>(out_scores, "out", {q.rows, kk});
+  auto ids = result_array<int64_t, 2>(out_ids, "out", {q.rows, kk});
   int32_t* s = scores.mutable_data();
   int64_t* i = ids.mutable_data();
   size_t n = resolve_threads(threads);
@@ -147,13 +149,14 @@ void bind_search(py::module_& m) {
   // -128 in an int8 input is a ValueError that names the argument.
   static py::exception<Int8RangeError> range_error(m, "Int8RangeError", PyExc_ValueError);
   m.def("cosine", &cosine, py::arg("a"), py::arg("b"), py::arg("norms"), py::arg("clamp"),
-        py::arg("threads"));
-  m.def("hamming", &hamming, py::arg("a"), py::arg("b"), py::arg("threads"));
-  m.def("norms", &norms, py::arg("x"), py::arg("clamp"), py::arg("threads"));
+        py::arg("out"), py::arg("threads"));
+  m.def("hamming", &hamming, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("threads"));
+  m.def("norms", &norms, py::arg("x"), py::arg("clamp"), py::arg("out"), py::arg("threads"));
   m.def("topk_cosine", &topk_cosine_py, py::arg("queries"), py::arg("database"), py::arg("k"),
-        py::arg("norms"), py::arg("candidates"), py::arg("clamp"), py::arg("threads"));
+        py::arg("norms"), py::arg("candidates"), py::arg("clamp"), py::arg("out_scores"),
+        py::arg("out_ids"), py::arg("threads"));
   m.def("topk_hamming", &topk_hamming_py, py::arg("queries"), py::arg("database"), py::arg("k"),
-        py::arg("candidates"), py::arg("threads"));
+        py::arg("candidates"), py::arg("out_scores"), py::arg("out_ids"), py::arg("threads"));
 }
 
 }  // namespace pplx

@@ -87,3 +87,38 @@ def dimensions_arg(dimensions, dim: int) -> int:
 def raise_non_finite(name: str, row: int) -> None:
     if row >= 0:
         raise ValueError(f"{name}: row {row} contains NaN or Inf")
+
+
+def out_arg(out, shape: tuple, dtype, inputs, single: bool = False, name: str = "out"):
+    """The caller's buffer for a result of `shape` and `dtype`, or None. The
+    kernel writes the whole result into it, so it must match exactly, and it
+    must not overlap what the kernel reads. With single=True (a 1-D input)
+    out has shape[1:]; the view returned always has `shape`."""
+    if out is None:
+        return None
+    want = tuple(shape)[1:] if single else tuple(shape)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {out.dtype}")
+    if out.shape != want:
+        raise ValueError(f"{name}: expected shape {want}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: is read-only")
+    for a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"{name}: overlaps an input array; pass a separate buffer")
+    return out if out.shape == tuple(shape) else out.reshape(shape)
+
+
+def out_pair_arg(out, shapes, dtypes, inputs, single: bool, what: str):
+    """out=(a, b) for the functions that return two arrays, or (None, None)."""
+    if out is None:
+        return None, None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"out: expected a pair of arrays ({what}), got {type(out).__name__}")
+    a = out_arg(out[0], shapes[0], dtypes[0], inputs, single, "out[0]")
+    b = out_arg(out[1], shapes[1], dtypes[1], [*inputs, a], single, "out[1]")
+    return a, b

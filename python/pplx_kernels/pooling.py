@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import array_arg, threads_arg
+from ._validate import array_arg, out_arg, threads_arg
 
 
 def _hidden_arg(hidden, ndim: int) -> np.ndarray:
@@ -31,12 +31,12 @@ def _check_finite(out: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
-def mean_pool(hidden, attention_mask, *, threads=None) -> np.ndarray:
+def mean_pool(hidden, attention_mask, *, threads=None, out=None) -> np.ndarray:
     """Mean of hidden[b, t] over the tokens t with attention_mask[b, t] != 0.
 
     hidden: float32 or float16 [B, S, H]; attention_mask: int64, int32 or
-    bool [B, S] (None pools every token). Returns float32 [B, H]; a row with
-    no tokens gives zeros.
+    bool [B, S] (None pools every token). Returns float32 [B, H] (in `out`
+    when given); a row with no tokens gives zeros.
     """
     hidden = _hidden_arg(hidden, 3)
     mask = None
@@ -49,14 +49,15 @@ def mean_pool(hidden, attention_mask, *, threads=None) -> np.ndarray:
                 f"attention_mask: expected shape {hidden.shape[:2]} (hidden's [B, S]), got {m.shape}"
             )
         mask = np.ascontiguousarray(m != 0).view(np.uint8)
-    out = _core.mean_pool(hidden, mask, threads_arg(threads))
-    return _check_finite(out, "batch row")
+    n_threads = threads_arg(threads)
+    o = out_arg(out, (hidden.shape[0], hidden.shape[2]), np.float32, [hidden, mask])
+    return _check_finite(_core.mean_pool(hidden, mask, o, n_threads), "batch row")
 
 
-def mean_pool_spans(hidden, spans, *, threads=None) -> np.ndarray:
+def mean_pool_spans(hidden, spans, *, threads=None, out=None) -> np.ndarray:
     """Mean of hidden[start:end] for each [start, end) row of spans, over one
-    sequence hidden [S, H] (late chunking). Returns float32 [n, H]; an empty
-    span gives zeros."""
+    sequence hidden [S, H] (late chunking). Returns float32 [n, H] (in `out`
+    when given); an empty span gives zeros."""
     hidden = _hidden_arg(hidden, 2)
     spans = array_arg(spans, "spans")
     if spans.dtype.kind not in "iu":
@@ -71,5 +72,6 @@ def mean_pool_spans(hidden, spans, *, threads=None) -> np.ndarray:
         raise ValueError(
             f"spans: span {i} = [{spans[i, 0]}, {spans[i, 1]}) must satisfy 0 <= start <= end <= {seq}"
         )
-    out = _core.mean_pool_spans(hidden, spans, threads_arg(threads))
-    return _check_finite(out, "span")
+    n_threads = threads_arg(threads)
+    o = out_arg(out, (spans.shape[0], hidden.shape[1]), np.float32, [hidden, spans])
+    return _check_finite(_core.mean_pool_spans(hidden, spans, o, n_threads), "span")

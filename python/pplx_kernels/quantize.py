@@ -10,6 +10,8 @@ from ._validate import (
     bitorder_arg,
     dimensions_arg,
     float32_arg,
+    out_arg,
+    out_pair_arg,
     raise_non_finite,
     rows_arg,
     threads_arg,
@@ -32,7 +34,8 @@ def _scheme_arg(scheme) -> str:
     return scheme
 
 
-def quantize(x, quantization="int8", *, scheme="tanh", dimensions=None, bitorder="big", threads=None):
+def quantize(x, quantization="int8", *, scheme="tanh", dimensions=None, bitorder="big", threads=None,
+             out=None):
     """Quantizes float vectors [N, D] (or one vector [D]).
 
     quantization:
@@ -41,6 +44,8 @@ def quantize(x, quantization="int8", *, scheme="tanh", dimensions=None, bitorder
       "binary"  -> int8 [N, d] of +1 (x >= 0) and -1
       "ubinary" -> uint8 [N, ceil(d/8)], packbits(x >= 0) in `bitorder`
     dimensions keeps the first d dimensions (Matryoshka) before quantizing.
+    out: an array of the result's dtype and shape to write into (returned);
+    its contents are unspecified when the call raises.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization: expected one of {QUANTIZATIONS}, got {quantization!r}")
@@ -48,34 +53,46 @@ def quantize(x, quantization="int8", *, scheme="tanh", dimensions=None, bitorder
     bitorder_arg(bitorder)
     n_threads = threads_arg(threads)
     x, single = _float_rows(x, dimensions)
-    if quantization == "int8":
-        out, _, bad = _core.quantize_i8(x, scheme, False, bitorder, n_threads)
-    elif quantization == "binary":
-        out, bad = _core.sign_i8(x, n_threads)
+    n, d = x.shape
+    if quantization == "ubinary":
+        o = out_arg(out, (n, (d + 7) // 8), np.uint8, [x], single)
+        result, bad = _core.pack_bits(x, bitorder, o, n_threads)
     else:
-        out, bad = _core.pack_bits(x, bitorder, n_threads)
+        o = out_arg(out, (n, d), np.int8, [x], single)
+        if quantization == "int8":
+            result, _, bad = _core.quantize_i8(x, scheme, False, bitorder, o, None, n_threads)
+        else:
+            result, bad = _core.sign_i8(x, o, n_threads)
     raise_non_finite("x", bad)
-    return out[0] if single else out
+    if out is not None:
+        return out
+    return result[0] if single else result
 
 
-def quantize_fused(x, *, scheme="tanh", dimensions=None, bitorder="big", threads=None):
+def quantize_fused(x, *, scheme="tanh", dimensions=None, bitorder="big", threads=None, out=None):
     """int8 codes and packed sign bits of float vectors in one pass.
 
     Returns (codes int8 [N, d], bits uint8 [N, ceil(d/8)]); the bits are the
     signs of the float input (a value whose code rounds to 0 keeps its sign).
+    out: a pair (codes, bits) of arrays to write into (returned).
     """
     _scheme_arg(scheme)
     bitorder_arg(bitorder)
     n_threads = threads_arg(threads)
     x, single = _float_rows(x, dimensions)
-    codes, bits, bad = _core.quantize_i8(x, scheme, True, bitorder, n_threads)
+    n, d = x.shape
+    oc, ob = out_pair_arg(out, [(n, d), (n, (d + 7) // 8)], [np.int8, np.uint8], [x], single, "codes, bits")
+    codes, bits, bad = _core.quantize_i8(x, scheme, True, bitorder, oc, ob, n_threads)
     raise_non_finite("x", bad)
+    if out is not None:
+        return tuple(out)
     return (codes[0], bits[0]) if single else (codes, bits)
 
 
-def pack_bits(x, *, bitorder="big", threads=None):
+def pack_bits(x, *, bitorder="big", threads=None, out=None):
     """packbits along the last axis: float and int8 input pack x >= 0, bool
-    input packs as is. Returns uint8 [N, ceil(D/8)], padding bits zero."""
+    input packs as is. Returns uint8 [N, ceil(D/8)], padding bits zero (in
+    `out` when given)."""
     bitorder_arg(bitorder)
     n_threads = threads_arg(threads)
     x = array_arg(x, "x")
@@ -84,14 +101,17 @@ def pack_bits(x, *, bitorder="big", threads=None):
     elif x.dtype not in (np.int8, np.bool_):
         raise TypeError(f"x: expected float, int8 or bool, got {x.dtype}")
     x, single = rows_arg(x, "x")
-    bits, bad = _core.pack_bits(x, bitorder, n_threads)
+    o = out_arg(out, (x.shape[0], (x.shape[1] + 7) // 8), np.uint8, [x], single)
+    bits, bad = _core.pack_bits(x, bitorder, o, n_threads)
     raise_non_finite("x", bad)
+    if out is not None:
+        return out
     return bits[0] if single else bits
 
 
-def unpack_bits(packed, dim, *, bitorder="big", signed=True, threads=None):
+def unpack_bits(packed, dim, *, bitorder="big", signed=True, threads=None, out=None):
     """Inverse of pack_bits: uint8 [N, ceil(dim/8)] -> int8 [N, dim] of +1/-1
-    (signed) or 1/0."""
+    (signed) or 1/0 (in `out` when given)."""
     bitorder_arg(bitorder)
     n_threads = threads_arg(threads)
     packed = array_arg(packed, "packed")
@@ -105,5 +125,8 @@ def unpack_bits(packed, dim, *, bitorder="big", signed=True, threads=None):
             f"dim: expected a width that packs into {packed.shape[1]} bytes "
             f"({8 * packed.shape[1] - 7}..{8 * packed.shape[1]}), got {dim}"
         )
-    out = _core.unpack_bits(packed, int(dim), bitorder, bool(signed), n_threads)
-    return out[0] if single else out
+    o = out_arg(out, (packed.shape[0], int(dim)), np.int8, [packed], single)
+    result = _core.unpack_bits(packed, int(dim), bitorder, bool(signed), o, n_threads)
+    if out is not None:
+        return out
+    return result[0] if single else result

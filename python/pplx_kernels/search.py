@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import array_arg, rows_arg, threads_arg
+from ._validate import array_arg, out_arg, out_pair_arg, rows_arg, threads_arg
 
 MAX_DIM = 65536
 METRICS = ("cosine", "hamming")
@@ -66,38 +66,48 @@ def _bool_arg(v, name: str) -> bool:
     return bool(v)
 
 
-def norms(x, *, clamp=False, threads=None):
+def norms(x, *, clamp=False, threads=None, out=None):
     """float32 L2 norms of int8 rows [N, D] (or one row [D]):
     float32(sqrt(sum x**2)) with the sum exact and the sqrt in float64,
-    what an index stores for cosine search."""
+    what an index stores for cosine search. out: float32 [N] (0-d for one
+    row) to write into."""
     n_threads = threads_arg(threads)
     x, single = _rows(x, "x", np.int8, "int8 vectors")
-    out = _core.norms(x, _bool_arg(clamp, "clamp"), n_threads)
-    return out[0] if single else out
+    o = out_arg(out, (x.shape[0],), np.float32, [x], single)
+    result = _core.norms(x, _bool_arg(clamp, "clamp"), o, n_threads)
+    if out is not None:
+        return out
+    return result[0] if single else result
 
 
-def cosine(a, b, *, norms=None, clamp=False, threads=None):
+def cosine(a, b, *, norms=None, clamp=False, threads=None, out=None):
     """Cosine similarity matrix of int8 rows: a [M, D] (or one query [D]) x
-    b [N, D] -> float32 [M, N] (or [N]); 0 where either norm is 0.
-    norms: precomputed float32 norms of b (see ``norms``)."""
+    b [N, D] -> float32 [M, N] (or [N]; in `out` when given); 0 where either
+    norm is 0. norms: precomputed float32 norms of b (see ``norms``)."""
     n_threads = threads_arg(threads)
     a, single = _rows(a, "a", np.int8, "int8 vectors")
     b = _database(b, "b", np.int8, "int8 vectors")
     _same_width(a, b, "a", "b", "elements")
     nb = _norms_arg(norms, b.shape[0], "norms")
-    out = _core.cosine(a, b, nb, _bool_arg(clamp, "clamp"), n_threads)
-    return out[0] if single else out
+    o = out_arg(out, (a.shape[0], b.shape[0]), np.float32, [a, b, nb], single)
+    result = _core.cosine(a, b, nb, _bool_arg(clamp, "clamp"), o, n_threads)
+    if out is not None:
+        return out
+    return result[0] if single else result
 
 
-def hamming(a, b, *, threads=None):
+def hamming(a, b, *, threads=None, out=None):
     """Hamming distance matrix of packed bit codes: uint8 a [M, B] (or one
-    code [B]) x b [N, B] -> int32 [M, N] (or [N])."""
+    code [B]) x b [N, B] -> int32 [M, N] (or [N]; in `out` when given)."""
     n_threads = threads_arg(threads)
     a, single = _rows(a, "a", np.uint8, "packed bits")
     b = _database(b, "b", np.uint8, "packed bits")
     _same_width(a, b, "a", "b", "bytes")
-    out = _core.hamming(a, b, n_threads)
-    return out[0] if single else out
+    o = out_arg(out, (a.shape[0], b.shape[0]), np.int32, [a, b], single)
+    result = _core.hamming(a, b, o, n_threads)
+    if out is not None:
+        return out
+    return result[0] if single else result
 
 
 def _k_arg(k) -> int:
@@ -127,7 +137,7 @@ def _candidates_arg(candidates, m: int, n: int):
 
 
 def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=None,
-         candidates=None, clamp=False):
+         candidates=None, clamp=False, out=None):
     """The k best database rows for each query, without building the [M, N]
     score matrix.
 
@@ -147,6 +157,9 @@ def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=
     a repeated id counts once. Where a query has fewer than k' distinct
     candidates, the remaining columns hold id -1 and score -inf (cosine) or
     2**31 - 1 (Hamming). Other ids outside [0, N) raise ValueError.
+
+    out: a pair (scores, ids) of arrays of the result's shapes and dtypes to
+    write into (returned).
     """
     if metric not in METRICS:
         raise ValueError(f"metric: expected 'cosine' or 'hamming', got {metric!r}")
@@ -165,9 +178,15 @@ def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=
     if x.shape[0] == 0:
         raise ValueError("database: is empty; expected at least one row")
     c = _candidates_arg(candidates, q.shape[0], x.shape[0])
+    kk = min(k, x.shape[0] if c is None else c.shape[1])
+    score_dtype = np.float32 if metric == "cosine" else np.int32
+    shape = (q.shape[0], kk)
+    os_, oi = out_pair_arg(out, [shape, shape], [score_dtype, np.int64], [q, x, c], single, "scores, ids")
     if metric == "cosine":
         nx = _norms_arg(database_norms, x.shape[0], "database_norms")
-        scores, ids = _core.topk_cosine(q, x, k, nx, c, clamp, n_threads)
+        scores, ids = _core.topk_cosine(q, x, k, nx, c, clamp, os_, oi, n_threads)
     else:
-        scores, ids = _core.topk_hamming(q, x, k, c, n_threads)
+        scores, ids = _core.topk_hamming(q, x, k, c, os_, oi, n_threads)
+    if out is not None:
+        return tuple(out)
     return (scores[0], ids[0]) if single else (scores, ids)
