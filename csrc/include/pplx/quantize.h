@@ -35,4 +35,18 @@ namespace neon { extern const QuantizeKernels quantize; }
 // the exact code. Entry 0 is 0 and entry 128 is +Inf.
 const float* tanh_i8_thresholds();
 
+// 127 * tanh(a) for a >= 0 as `pieces` polynomials of degree `degree` in
+// t = a * scale, scale = float32((pieces - 1) / 3.2): piece i = min(int(t),
+// pieces - 1) covers t in [i, i + 1), and the last piece is the constant 127
+// (127 tanh(3.2) = 126.79 lies above the last .5 boundary). Each piece
+// interpolates the float64 formula at Chebyshev nodes. coef[j * pieces + i]
+// is piece i's coefficient of t^(degree - j), so row j is a lookup table for
+// one permute. Built once; (32, 3) and (8, 5) exist.
+struct TanhPieces {
+  size_t pieces, degree;
+  float scale;
+  float coef[6 * 32];
+};
+const TanhPieces& tanh127_pieces(size_t pieces, size_t degree);
+
 }  // namespace pplx

@@ -1,5 +1,5 @@
 // Quantization, AVX2. tanh_i8 is exact, not approximate: an accurate
-// estimate of 127*tanh(|x|) is rounded, and the rare lanes within kTieBand
+// estimate of 127*tanh(|x|) (piecewise polynomial) is rounded, and the rare lanes within kTieBand
 // of a .5 boundary are settled by the exact threshold from
 // tanh_i8_thresholds(), so the code is the one the float64 formula gives. absmax_i8 and sign_i8 compute the same float32
 // operations as the scalar reference, so every variant agrees bit for bit.
@@ -12,27 +12,27 @@ namespace pplx {
 namespace avx2 {
 namespace {
 
-// 127 * tanh(a) for a >= 0, absolute error below 1e-4:
-// tanh(a) = 1 - 2 / (2^t + 1), t = 2 a log2(e) (capped at 40, which also
-// turns Inf and NaN into a harmless 40), 2^t from a degree-5 polynomial on
-// [-0.5, 0.5] (relative error 2.3e-7) times 2^round(t), the reciprocal
-// refined by two Newton steps (rcp_ps has 12 bits).
-inline __m256 tanh127(__m256 a) {
-  __m256 t = _mm256_min_ps(_mm256_mul_ps(a, _mm256_set1_ps(2.8853900817779268f)), _mm256_set1_ps(40.0f));
-  __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 f = _mm256_sub_ps(t, n);
-  __m256 p = _mm256_fmadd_ps(f, _mm256_set1_ps(0.0013274f), _mm256_set1_ps(0.00967552f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(0.05550721f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(0.2402212f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(0.69314694f));
-  p = _mm256_fmadd_ps(f, p, _mm256_set1_ps(1.0000001f));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  __m256 d = _mm256_fmadd_ps(p, _mm256_castsi256_ps(e), _mm256_set1_ps(1.0f));
-  __m256 r = _mm256_rcp_ps(d);
-  r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
-  r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
-  return _mm256_fnmadd_ps(_mm256_set1_ps(254.0f), r, _mm256_set1_ps(127.0f));
-}
+// 127 * tanh(a) for a >= 0 from tanh127_pieces(8, 5): the piece index picks
+// each coefficient out of an 8-entry table in one register (vpermps), so the
+// estimate takes 5 FMAs and no division. Absolute error below 1e-4. t is
+// capped at 7, the constant piece; the cap also sends NaN (min returns its
+// second operand) and Inf there.
+struct TanhEstimate {
+  __m256 scale;
+  __m256 coef[6];
+  TanhEstimate() {
+    const TanhPieces& p = tanh127_pieces(8, 5);
+    scale = _mm256_set1_ps(p.scale);
+    for (int j = 0; j < 6; ++j) coef[j] = _mm256_loadu_ps(p.coef + 8 * j);
+  }
+  __m256 operator()(__m256 a) const {
+    __m256 t = _mm256_min_ps(_mm256_mul_ps(a, scale), _mm256_set1_ps(7.0f));
+    __m256i i = _mm256_cvttps_epi32(t);
+    __m256 y = _mm256_permutevar8x32_ps(coef[0], i);
+    for (int j = 1; j < 6; ++j) y = _mm256_fmadd_ps(y, t, _mm256_permutevar8x32_ps(coef[j], i));
+    return y;
+  }
+};
 
 // Lanes whose estimate lies this close to a .5 boundary are decided by the
 // exact threshold instead of by rounding (the estimate error is ~20x smaller).
@@ -42,11 +42,12 @@ constexpr float kTieBand = 2e-3f;
 // boundary, where m = floor(estimate) gets one more if a >= T[m + 1] (a
 // gather, taken for few vectors). *nonfinite turns NaN for good once a lane
 // held NaN or Inf (a * 0 is NaN exactly for those).
-inline __m256i tanh_codes(__m256 x, const float* thresholds, __m256* nonfinite) {
+inline __m256i tanh_codes(__m256 x, const TanhEstimate& tanh127, const float* thresholds,
+                          __m256* nonfinite) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   __m256 a = _mm256_and_ps(x, abs_mask);
   *nonfinite = _mm256_fmadd_ps(a, _mm256_setzero_ps(), *nonfinite);
-  __m256 y = tanh127(a);  // below 127, so the code never passes 127
+  __m256 y = tanh127(a);  // at most 127 + 1e-4, so the code never passes 127
   __m256 k = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 near_tie = _mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(y, k), abs_mask),
                                   _mm256_set1_ps(0.5f - kTieBand), _CMP_GT_OQ);
@@ -70,6 +71,7 @@ inline void store_4x8_codes(__m256i c0, __m256i c1, __m256i c2, __m256i c3, int8
 }
 
 bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {
+  const TanhEstimate tanh127;
   const float* thresholds = tanh_i8_thresholds();
   __m256 nonfinite = _mm256_setzero_ps();
   size_t i = 0;
@@ -78,7 +80,7 @@ bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder 
     __m256i c[4];
     for (int j = 0; j < 4; ++j) {
       v[j] = _mm256_loadu_ps(x + i + 8 * j);
-      c[j] = tanh_codes(v[j], thresholds, &nonfinite);
+      c[j] = tanh_codes(v[j], tanh127, thresholds, &nonfinite);
     }
     store_4x8_codes(c[0], c[1], c[2], c[3], codes + i);
     if (bits)
@@ -86,14 +88,14 @@ bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder 
   }
   for (; i + 8 <= dim; i += 8) {
     __m256 v = _mm256_loadu_ps(x + i);
-    store_i32_as_i8(tanh_codes(v, thresholds, &nonfinite), codes + i);
+    store_i32_as_i8(tanh_codes(v, tanh127, thresholds, &nonfinite), codes + i);
     if (bits) bits[i >> 3] = order_byte(nonneg_mask(v), order);
   }
   if (i < dim) {
     size_t n = dim - i;
     __m256 v = _mm256_maskload_ps(x + i, tail_mask(n));
     int8_t tail[8];
-    store_i32_as_i8(tanh_codes(v, thresholds, &nonfinite), tail);
+    store_i32_as_i8(tanh_codes(v, tanh127, thresholds, &nonfinite), tail);
     std::memcpy(codes + i, tail, n);
     if (bits) bits[i >> 3] = order_byte(nonneg_mask(v) & ((1u << n) - 1), order);
   }

@@ -1,5 +1,5 @@
 // Quantization, AVX-512 (F/BW/VL/DQ). Same method as the AVX2 twin: an
-// accurate estimate of 127*tanh(|x|) is rounded, and the rare lanes within
+// accurate estimate of 127*tanh(|x|) (piecewise cubic) is rounded, and the rare lanes within
 // kTieBand of a .5 boundary are settled by the exact threshold, read from a
 // 128-entry table held in eight registers (vpermt2ps, no gather).
 #include "kernels/common/avx512_bits.h"
@@ -9,29 +9,33 @@ namespace pplx {
 namespace avx512 {
 namespace {
 
-// 127 * tanh(a) for a >= 0, absolute error below 1e-4:
-// tanh(a) = 1 - 2 / (2^t + 1), t = 2 a log2(e) (capped at 40, which also
-// turns Inf and NaN into a harmless 40), 2^t from a degree-5 polynomial on
-// [-0.5, 0.5] (relative error 2.3e-7) scaled by 2^round(t), the reciprocal
-// refined by one Newton step.
-inline __m512 tanh127(__m512 a) {
-  __m512 t = _mm512_min_ps(_mm512_mul_ps(a, _mm512_set1_ps(2.8853900817779268f)), _mm512_set1_ps(40.0f));
-  __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 f = _mm512_sub_ps(t, n);
-  __m512 p = _mm512_fmadd_ps(f, _mm512_set1_ps(0.0013274f), _mm512_set1_ps(0.00967552f));
-  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(0.05550721f));
-  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(0.2402212f));
-  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(0.69314694f));
-  p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(1.0000001f));
-  __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));
-  __m512 r = _mm512_rcp14_ps(d);
-  r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
-  return _mm512_fnmadd_ps(_mm512_set1_ps(254.0f), r, _mm512_set1_ps(127.0f));
-}
+// 127 * tanh(a) for a >= 0 from tanh127_pieces(32, 3): the piece index
+// picks each cubic coefficient out of a 32-entry table in two registers
+// (vpermt2ps), so the estimate takes 3 FMAs and no division. Absolute error
+// below 3e-5. t is capped at 31, the constant piece; the cap also sends NaN
+// (min returns its second operand) and Inf there.
+struct TanhEstimate {
+  __m512 scale;
+  __m512 coef[4][2];
+  TanhEstimate() {
+    const TanhPieces& p = tanh127_pieces(32, 3);
+    scale = _mm512_set1_ps(p.scale);
+    for (int j = 0; j < 4; ++j)
+      for (int h = 0; h < 2; ++h) coef[j][h] = _mm512_loadu_ps(p.coef + 32 * j + 16 * h);
+  }
+  __m512 operator()(__m512 a) const {
+    __m512 t = _mm512_min_ps(_mm512_mul_ps(a, scale), _mm512_set1_ps(31.0f));
+    __m512i i = _mm512_cvttps_epi32(t);
+    __m512 y = _mm512_permutex2var_ps(coef[0][0], i, coef[0][1]);
+    y = _mm512_fmadd_ps(y, t, _mm512_permutex2var_ps(coef[1][0], i, coef[1][1]));
+    y = _mm512_fmadd_ps(y, t, _mm512_permutex2var_ps(coef[2][0], i, coef[2][1]));
+    return _mm512_fmadd_ps(y, t, _mm512_permutex2var_ps(coef[3][0], i, coef[3][1]));
+  }
+};
 
 // Lanes whose estimate lies this close to a .5 boundary are decided by the
-// exact threshold instead of by rounding (the estimate error is ~20x smaller).
-constexpr float kTieBand = 2e-3f;
+// exact threshold instead of by rounding (the estimate error is ~30x smaller).
+constexpr float kTieBand = 1e-3f;
 
 struct Thresholds {
   __m512 t[8];  // T[0..127]
@@ -56,11 +60,12 @@ struct Thresholds {
 // code is rounded as a float and takes x's sign bit before conversion.
 // *nonfinite turns NaN for good once a lane held NaN or Inf (a * 0 is NaN
 // exactly for those): one instruction instead of a compare per vector.
-inline __m512i tanh_codes(__m512 x, const Thresholds& th, __m512* nonfinite) {
+inline __m512i tanh_codes(__m512 x, const TanhEstimate& tanh127, const Thresholds& th,
+                          __m512* nonfinite) {
   const __m512i sign_bit = _mm512_set1_epi32(int(0x80000000u));
   __m512 a = _mm512_abs_ps(x);
   *nonfinite = _mm512_fmadd_ps(a, _mm512_setzero_ps(), *nonfinite);
-  __m512 y = tanh127(a);  // below 127, so the code never passes 127
+  __m512 y = tanh127(a);  // at most 127 + 3e-5, so the code never passes 127
   __m512 k = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __mmask16 near_tie = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(y, k)),
                                           _mm512_set1_ps(0.5f - kTieBand), _CMP_GT_OQ);
@@ -117,9 +122,10 @@ void pack_nonneg(const float* x, size_t dim, uint8_t* bits, BitOrder order) {
 }
 
 bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder order) {
+  const TanhEstimate tanh127;
   const Thresholds th(tanh_i8_thresholds());
   __m512 nonfinite = _mm512_setzero_ps();
-  store_codes(x, dim, codes, [&](__m512 v) { return tanh_codes(v, th, &nonfinite); });
+  store_codes(x, dim, codes, [&](__m512 v) { return tanh_codes(v, tanh127, th, &nonfinite); });
   if (bits) pack_nonneg(x, dim, bits, order);  // the row is in L1 now
   return _mm512_cmp_ps_mask(nonfinite, nonfinite, _CMP_UNORD_Q) == 0;
 }

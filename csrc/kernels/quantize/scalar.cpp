@@ -1,7 +1,9 @@
 // Quantization, scalar reference: the formulas of DESIGN.md written out in
 // the plainest form, tanh in float64 as the pplx reference computes it.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "kernels/common/bits.h"
 #include "pplx/quantize.h"
@@ -87,6 +89,47 @@ const float* tanh_i8_thresholds() {
     return t;
   }();
   return table;
+}
+
+namespace {
+
+TanhPieces build_tanh_pieces(size_t pieces, size_t degree) {
+  TanhPieces p{pieces, degree, float(double(pieces - 1) / 3.2), {}};
+  const size_t n = degree + 1;
+  const double pi = std::acos(-1.0);
+  for (size_t i = 0; i + 1 < pieces; ++i) {
+    // Solve V c = y for the interpolant through n Chebyshev nodes of [i, i + 1]
+    // (Gaussian elimination with partial pivoting; n <= 6, t <= 31).
+    double v[6][7];
+    for (size_t k = 0; k < n; ++k) {
+      double t = double(i) + 0.5 + 0.5 * std::cos(pi * (double(k) + 0.5) / double(n));
+      for (size_t j = 0; j < n; ++j) v[k][j] = std::pow(t, double(degree - j));
+      v[k][n] = 127.0 * std::tanh(t / double(p.scale));
+    }
+    for (size_t c = 0; c < n; ++c) {
+      size_t pivot = c;
+      for (size_t r = c + 1; r < n; ++r)
+        if (std::fabs(v[r][c]) > std::fabs(v[pivot][c])) pivot = r;
+      for (size_t j = 0; j <= n; ++j) std::swap(v[c][j], v[pivot][j]);
+      for (size_t r = 0; r < n; ++r) {
+        if (r == c) continue;
+        double f = v[r][c] / v[c][c];
+        for (size_t j = c; j <= n; ++j) v[r][j] -= f * v[c][j];
+      }
+    }
+    for (size_t j = 0; j < n; ++j) p.coef[j * pieces + i] = float(v[j][n] / v[j][j]);
+  }
+  p.coef[degree * pieces + pieces - 1] = 127.0f;  // the constant last piece
+  return p;
+}
+
+}  // namespace
+
+const TanhPieces& tanh127_pieces(size_t pieces, size_t degree) {
+  static const TanhPieces wide = build_tanh_pieces(32, 3), narrow = build_tanh_pieces(8, 5);
+  if (pieces == 32 && degree == 3) return wide;
+  if (pieces == 8 && degree == 5) return narrow;
+  std::abort();  // a kernel asked for a table that is not built
 }
 
 }  // namespace pplx
