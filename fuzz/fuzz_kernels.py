@@ -4,7 +4,7 @@ only acceptable failure; a crash, a hang, any other exception or a result
 that disagrees with numpy is a finding.
 
     python fuzz/fuzz_kernels.py TARGET -max_total_time=120
-    (TARGET: pooling, quantize, bitpack, search, index; see scripts/run_fuzzers.sh)
+    (TARGET: pooling, quantize, bitpack, out, search, index; see scripts/run_fuzzers.sh)
 """
 
 from __future__ import annotations
@@ -71,7 +71,49 @@ def fuzz_bitpack(m: ArrayMaker):
         assert np.array_equal(out != 0, ref != 0) or np.array_equal(out == 1, ref == 1), "unpack_bits differs"
 
 
-TARGETS = {"pooling": fuzz_pooling, "quantize": fuzz_quantize, "bitpack": fuzz_bitpack}
+def out_buffer(m: ArrayMaker, like, inputs):
+    """A buffer for out=: mostly right, else any dtype, shape or layout, or a
+    view of an input's memory (which must be refused)."""
+    choice = m.int(0, 4)
+    source = m.pick(inputs)
+    if choice == 0 and source.size and source.flags.c_contiguous:
+        raw = source.reshape(-1).view(np.uint8)
+        n = like.size * like.dtype.itemsize
+        if raw.size >= n:
+            return raw[:n].view(like.dtype).reshape(like.shape)
+    if choice == 1:
+        return m.layout(np.zeros(like.shape, like.dtype))
+    if choice == 2:
+        return np.zeros(m.shape(like.ndim, 70), m.dtype(like.dtype))
+    return np.full(like.shape, 99, like.dtype)
+
+
+def fuzz_out(m: ArrayMaker):
+    x = m.array(m.shape(m.int(1, 2), 80), m.dtype(np.float32))
+    q = m.array(m.shape(2, 40), m.dtype(np.int8))
+    hidden = m.array(m.shape(3, 20), m.dtype(np.float32))
+    quantization = m.pick(["int8", "binary", "ubinary"])
+    threads = m.threads()
+    fn = m.pick([
+        lambda **o: pk.quantize(x, quantization, threads=threads, **o),
+        lambda **o: pk.pack_bits(x, threads=threads, **o),
+        lambda **o: pk.cosine(q, q, threads=threads, **o),
+        lambda **o: pk.norms(q, threads=threads, **o),
+        lambda **o: pk.mean_pool(hidden, None, threads=threads, **o),
+    ])
+    fresh = call(fn)
+    if fresh is None:
+        return
+    buf = out_buffer(m, fresh, [x, q, hidden])
+    got = call(fn, out=buf)
+    if got is None:
+        return
+    assert got is buf, "out= did not return the buffer"
+    assert buf.dtype == fresh.dtype and buf.shape == fresh.shape, "out= of the wrong kind was accepted"
+    assert np.array_equal(buf, fresh, equal_nan=buf.dtype.kind == "f"), "out= differs from a fresh result"
+
+
+TARGETS = {"pooling": fuzz_pooling, "quantize": fuzz_quantize, "bitpack": fuzz_bitpack, "out": fuzz_out}
 
 
 def load_extra_targets():

@@ -55,30 +55,31 @@ struct Thresholds {
   }
 };
 
-// Exact tanh codes of 16 lanes: the rounded estimate, except near a .5
-// boundary, where m = floor(estimate) gets one more if a >= T[m + 1]. The
-// code is rounded as a float and takes x's sign bit before conversion.
-// *nonfinite turns NaN for good once a lane held NaN or Inf (a * 0 is NaN
-// exactly for those): one instruction instead of a compare per vector.
+// Exact tanh codes of 16 lanes: the estimate rounded, except near a .5
+// boundary, where it is replaced by m = floor(estimate), plus one if
+// a >= T[m + 1]. vreduceps gives estimate - round(estimate) in one
+// instruction. The estimate takes x's sign bit and is rounded (half to even,
+// whatever MXCSR says) in the conversion. *nonfinite turns NaN for good once
+// a lane held NaN or Inf (a * 0 is NaN exactly for those): one instruction
+// instead of a compare per vector.
 inline __m512i tanh_codes(__m512 x, const TanhEstimate& tanh127, const Thresholds& th,
                           __m512* nonfinite) {
   const __m512i sign_bit = _mm512_set1_epi32(int(0x80000000u));
   __m512 a = _mm512_abs_ps(x);
   *nonfinite = _mm512_fmadd_ps(a, _mm512_setzero_ps(), *nonfinite);
-  __m512 y = tanh127(a);  // at most 127 + 3e-5, so the code never passes 127
-  __m512 k = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __mmask16 near_tie = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(y, k)),
-                                          _mm512_set1_ps(0.5f - kTieBand), _CMP_GT_OQ);
+  __m512 y = tanh127(a);  // within 3e-5 of [0, 127], so the code never passes 127
+  __m512 off = _mm512_reduce_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __mmask16 near_tie = _mm512_cmp_ps_mask(_mm512_abs_ps(off), _mm512_set1_ps(0.5f - kTieBand), _CMP_GT_OQ);
   if (near_tie) {
     __m512 m = _mm512_min_ps(_mm512_roundscale_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC),
                              _mm512_set1_ps(126.0f));
     __m512 threshold = th.lookup(_mm512_add_epi32(_mm512_cvttps_epi32(m), _mm512_set1_epi32(1)));
     __mmask16 up = _mm512_cmp_ps_mask(a, threshold, _CMP_GE_OQ);
-    k = _mm512_mask_mov_ps(k, near_tie, _mm512_mask_add_ps(m, up, m, _mm512_set1_ps(1.0f)));
+    y = _mm512_mask_mov_ps(y, near_tie, _mm512_mask_add_ps(m, up, m, _mm512_set1_ps(1.0f)));
   }
-  // k | (x & sign): +-k, and -0.0 converts to 0
-  __m512i signed_k = _mm512_ternarylogic_epi32(_mm512_castps_si512(k), _mm512_castps_si512(x), sign_bit, 0xF8);
-  return _mm512_cvtps_epi32(_mm512_castsi512_ps(signed_k));
+  // y | (x & sign): +-y, and a negative zero or tiny value converts to 0
+  __m512i signed_y = _mm512_ternarylogic_epi32(_mm512_castps_si512(y), _mm512_castps_si512(x), sign_bit, 0xF8);
+  return _mm512_cvt_roundps_epi32(_mm512_castsi512_ps(signed_y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 // Writes code(x) for the whole row. Four vectors of int32 codes are packed
