@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/common/avx2_util.h"
+#include "kernels/common/prefetch.h"
 #include "pplx/quantize.h"
 
 namespace pplx {
@@ -76,6 +77,7 @@ bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder 
   __m256 nonfinite = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= dim; i += 32) {
+    prefetch_ahead(x + i, 2);
     __m256 v[4];
     __m256i c[4];
     for (int j = 0; j < 4; ++j) {

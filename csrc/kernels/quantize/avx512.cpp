@@ -3,6 +3,7 @@
 // kTieBand of a .5 boundary are settled by the exact threshold, read from a
 // 128-entry table held in eight registers (vpermt2ps, no gather).
 #include "kernels/common/avx512_bits.h"
+#include "kernels/common/prefetch.h"
 #include "pplx/quantize.h"
 
 namespace pplx {
@@ -90,6 +91,7 @@ void store_codes(const float* x, size_t dim, int8_t* codes, CodeFn code) {
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   size_t i = 0;
   for (; i + 64 <= dim; i += 64) {
+    prefetch_ahead(x + i, 4);
     __m512i c0 = code(_mm512_loadu_ps(x + i)), c1 = code(_mm512_loadu_ps(x + i + 16));
     __m512i c2 = code(_mm512_loadu_ps(x + i + 32)), c3 = code(_mm512_loadu_ps(x + i + 48));
     __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(c0, c1), _mm512_packs_epi32(c2, c3));
