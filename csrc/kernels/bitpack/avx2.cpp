@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/common/avx2_util.h"
+#include "kernels/common/prefetch.h"
 #include "pplx/bitpack.h"
 
 namespace pplx {
@@ -20,7 +21,10 @@ inline void store_word(uint8_t* out, uint32_t little_bits, BitOrder order) {
 template <typename T, typename Word>
 void pack(const T* x, size_t dim, uint8_t* bits, BitOrder order, T pad, Word word) {
   size_t i = 0;
-  for (; i + 32 <= dim; i += 32) store_word(bits + i / 8, word(x + i), order);
+  for (; i + 32 <= dim; i += 32) {
+    prefetch_ahead(x + i, int((32 * sizeof(T) + 63) / 64));
+    store_word(bits + i / 8, word(x + i), order);
+  }
   if (i < dim) {
     size_t n = dim - i;
     T tail[32];

@@ -2,6 +2,7 @@
 // bits directly (64 int8 or 16 float lanes per instruction); unpacking is a
 // masked blend. Tails use masked loads and stores.
 #include "kernels/common/avx512_bits.h"
+#include "kernels/common/prefetch.h"
 #include "pplx/bitpack.h"
 
 namespace pplx {
@@ -12,6 +13,7 @@ bool pack_f32(const float* x, size_t dim, uint8_t* bits, BitOrder order) {
   __mmask16 bad = 0;
   for (size_t i = 0; i < dim; i += 64) {
     size_t n = dim - i < 64 ? dim - i : 64;
+    prefetch_ahead(x + i, 4);
     uint64_t w = 0;
     for (size_t j = 0; 16 * j < n; ++j) {
       __mmask16 k = tail_mask16(n - 16 * j);

@@ -109,6 +109,7 @@ bool absmax_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrde
   __m256 max_abs = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 8 <= dim; i += 8) {
+    prefetch_ahead(x + i, 1);
     __m256 v = _mm256_loadu_ps(x + i);
     bad = _mm256_or_ps(bad, not_finite(v));
     max_abs = _mm256_max_ps(max_abs, _mm256_and_ps(v, abs_mask));
@@ -158,7 +159,10 @@ bool sign_i8(const float* x, size_t dim, int8_t* codes) {
     return _mm256_or_si256(one, neg);  // 1, or -1 where negative
   };
   size_t i = 0;
-  for (; i + 8 <= dim; i += 8) store_i32_as_i8(code(_mm256_loadu_ps(x + i)), codes + i);
+  for (; i + 8 <= dim; i += 8) {
+    prefetch_ahead(x + i, 1);
+    store_i32_as_i8(code(_mm256_loadu_ps(x + i)), codes + i);
+  }
   if (i < dim) {
     size_t n = dim - i;
     int8_t tail[8];

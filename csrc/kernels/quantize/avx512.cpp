@@ -138,6 +138,7 @@ bool absmax_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrde
   __mmask16 bad = 0;
   size_t i = 0;
   for (; i + 16 <= dim; i += 16) {
+    prefetch_ahead(x + i, 1);
     __m512 v = _mm512_loadu_ps(x + i);
     bad |= not_finite(v);
     max_abs = _mm512_max_ps(max_abs, _mm512_abs_ps(v));
