@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "kernels/common/avx2_util.h"
+#include "kernels/common/prefetch.h"
 #include "kernels/common/unroll.h"
 #include "pplx/cosine.h"
 
@@ -61,9 +62,9 @@ bool tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, in
     unroll<RT>([&](auto r) {
       xv[r] = load(x + r * xs + i);
       ax[r] = _mm256_abs_epi8(xv[r]);
-      if (Check) {  // first pass over these rows: also fetch the next tile's
+      if (Check) {  // first pass over these rows: also fetch rows a page ahead
         low = _mm256_min_epi8(low, xv[r]);
-        _mm_prefetch(reinterpret_cast<const char*>(x + (RT + r) * xs + i), _MM_HINT_T0);
+        prefetch_span_ahead(x + r * xs + i, 1);
       }
     });
     unroll<QT>([&](auto a) {
