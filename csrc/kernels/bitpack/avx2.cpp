@@ -22,7 +22,7 @@ template <typename T, typename Word>
 void pack(const T* x, size_t dim, uint8_t* bits, BitOrder order, T pad, Word word) {
   size_t i = 0;
   for (; i + 32 <= dim; i += 32) {
-    prefetch_ahead(x + i, int((32 * sizeof(T) + 63) / 64));
+    prefetch_ahead(x + i, 32 * sizeof(T));
     store_word(bits + i / 8, word(x + i), order);
   }
   if (i < dim) {

@@ -13,7 +13,7 @@ bool pack_f32(const float* x, size_t dim, uint8_t* bits, BitOrder order) {
   __mmask16 bad = 0;
   for (size_t i = 0; i < dim; i += 64) {
     size_t n = dim - i < 64 ? dim - i : 64;
-    prefetch_ahead(x + i, 4);
+    prefetch_ahead(x + i, 64 * sizeof(float));
     uint64_t w = 0;
     for (size_t j = 0; 16 * j < n; ++j) {
       __mmask16 k = tail_mask16(n - 16 * j);

@@ -9,16 +9,10 @@ namespace pplx {
 // One 4 KB page ahead: the hardware streamer does not cross pages.
 constexpr size_t kPrefetchAheadBytes = 4096;
 
-// Prefetches `lines` cache lines starting one page past p. Prefetch never
+// Prefetches the cache lines of [p, p + bytes) shifted one page forward: in
+// a loop over a stream, what it will read a page from now. Prefetch never
 // faults, so running past the end of the array is harmless.
-inline void prefetch_ahead(const void* p, int lines) {
-  const char* c = static_cast<const char*>(p) + kPrefetchAheadBytes;
-  for (int l = 0; l < lines; ++l) __builtin_prefetch(c + 64 * l, 0, 3);
-}
-
-// Prefetches the cache lines of [p, p + bytes), one page ahead: for row
-// loops, the rows a tile is about to read, shifted a page forward.
-inline void prefetch_span_ahead(const void* p, size_t bytes) {
+inline void prefetch_ahead(const void* p, size_t bytes) {
   const char* c = static_cast<const char*>(p) + kPrefetchAheadBytes;
   for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
 }

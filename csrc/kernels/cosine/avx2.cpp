@@ -64,7 +64,7 @@ bool tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, in
       ax[r] = _mm256_abs_epi8(xv[r]);
       if (Check) {  // first pass over these rows: also fetch rows a page ahead
         low = _mm256_min_epi8(low, xv[r]);
-        prefetch_span_ahead(x + r * xs + i, 1);
+        prefetch_ahead(x + r * xs + i, 32);
       }
     });
     unroll<QT>([&](auto a) {

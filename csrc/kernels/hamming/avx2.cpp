@@ -111,7 +111,7 @@ void hamming_u1(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, 
     size_t qt = std::min<size_t>(kQT, nq - a);
     for (size_t j = 0; j < nx; j += kRT) {
       size_t rt = std::min<size_t>(kRT, nx - j);
-      prefetch_span_ahead(x + j * x_stride, rt * x_stride);
+      prefetch_ahead(x + j * x_stride, rt * x_stride);
       tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, bytes,
                             out + a * out_stride + j, out_stride);
     }

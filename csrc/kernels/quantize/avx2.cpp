@@ -77,7 +77,7 @@ bool tanh_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrder 
   __m256 nonfinite = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= dim; i += 32) {
-    prefetch_ahead(x + i, 2);
+    prefetch_ahead(x + i, 32 * sizeof(float));
     __m256 v[4];
     __m256i c[4];
     for (int j = 0; j < 4; ++j) {
@@ -109,7 +109,7 @@ bool absmax_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrde
   __m256 max_abs = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 8 <= dim; i += 8) {
-    prefetch_ahead(x + i, 1);
+    prefetch_ahead(x + i, 8 * sizeof(float));
     __m256 v = _mm256_loadu_ps(x + i);
     bad = _mm256_or_ps(bad, not_finite(v));
     max_abs = _mm256_max_ps(max_abs, _mm256_and_ps(v, abs_mask));
@@ -160,7 +160,7 @@ bool sign_i8(const float* x, size_t dim, int8_t* codes) {
   };
   size_t i = 0;
   for (; i + 8 <= dim; i += 8) {
-    prefetch_ahead(x + i, 1);
+    prefetch_ahead(x + i, 8 * sizeof(float));
     store_i32_as_i8(code(_mm256_loadu_ps(x + i)), codes + i);
   }
   if (i < dim) {

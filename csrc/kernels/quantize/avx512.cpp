@@ -91,7 +91,7 @@ void store_codes(const float* x, size_t dim, int8_t* codes, CodeFn code) {
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   size_t i = 0;
   for (; i + 64 <= dim; i += 64) {
-    prefetch_ahead(x + i, 4);
+    prefetch_ahead(x + i, 64 * sizeof(float));
     __m512i c0 = code(_mm512_loadu_ps(x + i)), c1 = code(_mm512_loadu_ps(x + i + 16));
     __m512i c2 = code(_mm512_loadu_ps(x + i + 32)), c3 = code(_mm512_loadu_ps(x + i + 48));
     __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(c0, c1), _mm512_packs_epi32(c2, c3));
@@ -138,7 +138,7 @@ bool absmax_i8(const float* x, size_t dim, int8_t* codes, uint8_t* bits, BitOrde
   __mmask16 bad = 0;
   size_t i = 0;
   for (; i + 16 <= dim; i += 16) {
-    prefetch_ahead(x + i, 1);
+    prefetch_ahead(x + i, 16 * sizeof(float));
     __m512 v = _mm512_loadu_ps(x + i);
     bad |= not_finite(v);
     max_abs = _mm512_max_ps(max_abs, _mm512_abs_ps(v));
