@@ -38,16 +38,8 @@ flags_for() {
 }
 srcs=(csrc/kernels/*/scalar.cpp csrc/kernels/*/avx2.cpp csrc/kernels/*/avx512.cpp
       csrc/dispatch/*.cpp tests/cpp/test_kernels.cpp)
-objs=()
-pids=()
-for src in "${srcs[@]}"; do
-  obj="$out/$(echo "${src%.cpp}" | tr / _).o"
-  objs+=("$obj")
-  # shellcheck disable=SC2046
-  "$CXX" "${common[@]}" $(flags_for "$src") -c "$src" -o "$obj" &
-  pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
-"$CXX" "${common[@]}" "${objs[@]}" "${link[@]}" -o "$out/test_kernels"
+# shellcheck source=scripts/build_cpp_test.sh
+source scripts/build_cpp_test.sh
+build_test_kernels "${srcs[@]}"
 echo "== native $(uname -m): $out/test_kernels $*"
 "$out/test_kernels" "$@"

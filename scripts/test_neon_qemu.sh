@@ -45,17 +45,9 @@ flags_for() {
 shopt -s nullglob
 srcs=(csrc/kernels/*/scalar.cpp csrc/kernels/*/neon.cpp csrc/kernels/*/neon_dotprod.cpp
       csrc/dispatch/*.cpp tests/cpp/test_kernels.cpp)
-objs=()
-pids=()
-for src in "${srcs[@]}"; do
-  obj="$out/$(echo "${src%.cpp}" | tr / _).o"
-  objs+=("$obj")
-  # shellcheck disable=SC2046
-  "$CXX" "${common[@]}" $(flags_for "$src") -c "$src" -o "$obj" &
-  pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
-"$CXX" "${common[@]}" "${objs[@]}" "${link[@]}" -o "$out/test_kernels"
+# shellcheck source=scripts/build_cpp_test.sh
+source scripts/build_cpp_test.sh
+build_test_kernels "${srcs[@]}"
 
 # The baseline files must not contain dot product instructions.
 if command -v aarch64-linux-gnu-objdump >/dev/null; then
