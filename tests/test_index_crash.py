@@ -126,6 +126,17 @@ def matches(found: dict, expected: dict) -> bool:
     return True
 
 
+def _child(work, *args) -> None:
+    """Runs work(*args) in a forked child, which must never return."""
+    try:
+        work(*args)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    finally:
+        os._exit(1)
+
+
 def crash_loop(path: str, kills: int, seed: int) -> dict:
     """Forks a writer `kills` times, kills it, verifies; returns counts."""
     rng = np.random.default_rng(seed)
@@ -137,10 +148,7 @@ def crash_loop(path: str, kills: int, seed: int) -> dict:
             os.unlink(journal)
         pid = os.fork()
         if pid == 0:  # the child never returns
-            try:
-                writer(path, journal, seed * 100003 + k)
-            finally:
-                os._exit(1)
+            _child(writer, path, journal, seed * 100003 + k)
         time.sleep(float(rng.uniform(0.005, 0.15)))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
@@ -311,10 +319,7 @@ def save_crash_loop(root: str, kills: int, seed: int) -> dict:
                           docs=[{"t": i} for i in range(40)], model_dir="/models/x")
         pid = os.fork()
         if pid == 0:
-            try:
-                saver(root, k)
-            finally:
-                os._exit(1)
+            _child(saver, root, k)
         time.sleep(float(rng.uniform(0.005, 0.12)))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

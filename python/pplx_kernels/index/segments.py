@@ -112,6 +112,11 @@ def write(directory: str, name: str, sources: list, dim: int) -> dict:
     return {"name": name, "count": n, "files": files, "deleted": None}
 
 
+def with_dead(seg: Part, dead: np.ndarray) -> Part:
+    """The segment with this tombstone mask (None when no row is removed)."""
+    return replace(seg, dead=readonly(dead) if dead.any() else None)
+
+
 def write_deleted(directory: str, name: str, generation: int, dead: np.ndarray) -> dict:
     fname = f"{name}.del-{generation:06d}.u1"
     entry = write_file(os.path.join(directory, fname), np.packbits(dead).tobytes())
