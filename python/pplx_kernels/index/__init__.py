@@ -451,7 +451,7 @@ class Index:
         for p in state.parts:
             rows = p.live_rows()
             if len(rows):
-                mem.append(p.codes[rows], p.norms[rows], p.bits[rows], p.ids[rows], p.docs.all(rows))
+                mem.append(p.codes[rows], p.norms[rows], p.bits[rows], p.ids[rows], p.docs.get(rows))
         self._segments, self._mem = (), mem
         self._publish(None)
 

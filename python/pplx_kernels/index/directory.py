@@ -70,7 +70,16 @@ def load_legacy(cls, path: str, *, mmap: bool, verify: bool) -> "Index":
 
 def open_writer(cls, path: str, *, create, dim, metric, scheme, model, mmap) -> "Index":
     if not os.path.exists(path):
-        os.makedirs(path)
+        if dim is None:
+            raise ValueError("dim: needed to create an index")
+        # Built beside and renamed into place: a reader never finds a
+        # directory without a manifest.
+        empty = cls(dim, metric=metric, scheme=scheme, model=model)
+        try:
+            save_state(empty, empty._state, path)
+        except OSError:
+            if not os.path.isdir(path):  # (else another process created it first)
+                raise
     if not os.path.isdir(path):
         raise FileExistsError(f"path: {path} exists and is not a directory")
     lock_fd = storage.lock_writer(path)
