@@ -107,9 +107,11 @@ class State:
         """Which global positions hold a live row of this state."""
         pos = np.asarray(pos, np.int64)
         ok = (pos >= 0) & (pos < self.total)
-        for p in self.parts:
-            if p.dead is None:
-                continue
+        with_dead = [p for p in self.parts if p.dead is not None]
+        if len(pos) <= 64:  # a few ids: look only at the parts they are in
+            which = np.searchsorted(self.starts, pos, side="right") - 1
+            with_dead = [self.parts[i] for i in set(which[ok].tolist()) if self.parts[i].dead is not None]
+        for p in with_dead:
             sel = np.flatnonzero(ok & (pos >= p.start) & (pos < p.start + p.count))
             ok[sel] = ~p.dead[pos[sel] - p.start]
         return ok
