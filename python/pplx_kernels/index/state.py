@@ -25,6 +25,9 @@ _MAX_CANDIDATE_ENTRIES = 1 << 22
 # A part with fewer runs of allowed rows than this is scanned run by run
 # (plain slices, no candidate lists to build).
 _MAX_RUNS = 64
+# Up to this fraction of a part's rows excluded, the exclusion path (see
+# _scan_part) beats candidate lists, which cost a pass per query.
+_MAX_EXCLUDED_FRACTION = 0.25
 
 
 class Memtable:
@@ -182,22 +185,50 @@ class State:
 
 
 def _scan_part(p: Part, rows, codes, bits, k: int, two_stage: bool, oversample: float, threads):
-    """Top-k of one part, restricted to `rows` (None: all). Few excluded
-    rows (removed or denied) leave a few runs of consecutive rows, each
-    scanned as a plain slice; otherwise the rows go to the kernels'
-    candidate path."""
-    if rows is not None and len(rows):
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        if len(breaks) < _MAX_RUNS:
-            firsts = np.concatenate([[0], breaks])
-            lasts = np.concatenate([breaks, [len(rows)]])
-            results = []
-            for a, b in zip(rows[firsts].tolist(), (rows[lasts - 1] + 1).tolist()):
-                s, r = _scan(p.codes[a:b], p.norms[a:b], p.bits[a:b], None, codes, bits, k, two_stage,
-                             oversample, threads)
-                results.append((s, np.where(r >= 0, r + a, -1)))
-            return _merge_sorted(results, min(k, len(rows)))
+    """Top-k of one part, restricted to `rows` (None: all), by one of three
+    exact paths, chosen by cost:
+      runs       few excluded rows (removed or denied) leave a few runs of
+                 consecutive rows: each is scanned as a plain slice;
+      exclusion  up to a quarter of the rows excluded: one plain scan for
+                 the top (k + excluded), then the excluded rows dropped (at
+                 most `excluded` of them can be in it, so k allowed remain);
+      candidates otherwise (allow-lists): the rows go to the kernels'
+                 candidate path, scored for each query alone."""
+    if rows is None:
+        return _scan(p.codes, p.norms, p.bits, None, codes, bits, k, two_stage, oversample, threads)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) < _MAX_RUNS:
+        firsts = np.concatenate([[0], breaks])
+        lasts = np.concatenate([breaks, [len(rows)]])
+        results = []
+        for a, b in zip(rows[firsts].tolist(), (rows[lasts - 1] + 1).tolist()):
+            s, r = _scan(p.codes[a:b], p.norms[a:b], p.bits[a:b], None, codes, bits, k, two_stage,
+                         oversample, threads)
+            results.append((s, np.where(r >= 0, r + a, -1)))
+        return _merge_sorted(results, min(k, len(rows)))
+    excluded = p.count - len(rows)
+    if excluded <= _MAX_EXCLUDED_FRACTION * p.count:
+        allowed = np.zeros(p.count, bool)
+        allowed[rows] = True
+        n_cand = min(len(rows), math.ceil(k * oversample))
+        if two_stage and n_cand < len(rows):
+            _, hits = _topk(bits, p.bits, n_cand + excluded, metric="hamming", threads=threads)
+            cand = _first_allowed(hits, allowed, n_cand)
+            return _topk(codes, p.codes, k, metric="cosine", threads=threads, database_norms=p.norms,
+                         candidates=cand)
+        _, hits = _topk(codes, p.codes, k + excluded, metric="cosine", threads=threads, database_norms=p.norms)
+        cand = _first_allowed(hits, allowed, min(k, len(rows)))
+        # Rescoring the kept rows as candidates gives the kernel's own scores and order.
+        return _topk(codes, p.codes, k, metric="cosine", threads=threads, database_norms=p.norms, candidates=cand)
     return _scan(p.codes, p.norms, p.bits, rows, codes, bits, k, two_stage, oversample, threads)
+
+
+def _first_allowed(hits: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """The first n allowed rows of each row of hits (-1 padding)."""
+    keep = (hits >= 0) & allowed[np.maximum(hits, 0)]
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :n]  # kept entries first, in their order
+    first = np.take_along_axis(hits, order, 1)
+    return np.where(np.take_along_axis(keep, order, 1), first, -1)
 
 
 def _merge_sorted(results: list, kk: int):

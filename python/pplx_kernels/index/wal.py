@@ -112,8 +112,12 @@ class Writer:
 
     def append(self, record: bytes) -> None:
         view = memoryview(record)
-        while view:
-            view = view[os.write(self._fd, view):]
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except BaseException:  # (a full disk): no partial record stays behind
+            self.truncate(self.end)
+            raise
         self.end += len(record)
 
     def truncate(self, end: int) -> None:
