@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -132,7 +133,12 @@ def test_group_commit_from_threads(rng, tmp_path, monkeypatch):
     index = Index.open(tmp_path / "ix", create=True, dim=DIM)
     fsyncs = []
     real_fsync = index._wal.fsync
-    monkeypatch.setattr(index._wal, "fsync", lambda: (fsyncs.append(1), real_fsync()))
+
+    def slow_fsync():  # a disk that takes 20 ms: commits arriving meanwhile must share the next one
+        fsyncs.append(1)
+        time.sleep(0.02)
+        real_fsync()
+    monkeypatch.setattr(index._wal, "fsync", slow_fsync)
     data = codes(rng, 8 * 20)
     barrier = threading.Barrier(8)
 
@@ -147,7 +153,8 @@ def test_group_commit_from_threads(rng, tmp_path, monkeypatch):
         t.start()
     for t in threads:
         t.join()
-    assert len(fsyncs) <= 160
+    # One fsync per commit would be 160; shared ones measured 70-90 here.
+    assert len(fsyncs) <= 120, f"{len(fsyncs)} fsyncs for 160 commits: no group commit"
     index._release()  # no close(): every row must already be durable
     reopened = Index.open(tmp_path / "ix", readonly=True)
     assert sorted(reopened.ids.tolist()) == list(range(160))
@@ -184,6 +191,10 @@ def test_segments_flush_merge_and_compaction_keep_everything(rng, tmp_path):
     reader = Index.load(path)  # pinned before the compaction deletes its files
     index.compact()
     assert len(index._segments) == 1 and index._segments[0].dead is None
+    # The id map was moved along with the rows, not rebuilt: it agrees with a fresh one.
+    state, probe = index._state, np.array(sorted(live) + [0, 10**15], np.int64)
+    assert state.idmap is not None
+    assert np.array_equal(state.lookup(probe, state.idmap), state.lookup(probe, state.build_idmap()))
     same(index)
     same(reader)
     index.close()
