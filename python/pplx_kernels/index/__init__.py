@@ -281,6 +281,8 @@ class Index:
                 self._dirty.add(part.name)
         self._segments = tuple(segs)
         self._publish(state.idmap)
+        if self._dir is None and 2 * self._state.live_count < self._state.total:
+            self._compact_memory()  # in memory, removed rows are dropped once they are the majority
         return len(pos)
 
     def _publish(self, idmap) -> None:
