@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pplx_kernels import Index
-from pplx_kernels.index import IndexLockedError, storage
+from pplx_kernels.index import IndexFormatError, IndexLockedError, storage
 
 DIM = 24
 
@@ -127,6 +127,19 @@ def test_torn_log_tail_is_dropped(rng, tmp_path):
     reopened.add(codes(rng, 2))
     reopened.close()
     assert len(Index.open(path, readonly=True)) == 12
+
+
+def test_damage_inside_committed_log_records_is_refused(rng, tmp_path):
+    path = tmp_path / "ix"
+    with Index.open(path, create=True, dim=DIM) as index:
+        index.add(codes(rng, 10))
+    log = path / json.loads((path / "manifest.json").read_text())["wal"]["file"]
+    data = bytearray(log.read_bytes())
+    data[20] ^= 1  # inside the committed add: a flipped bit, not a torn tail
+    log.write_bytes(bytes(data))
+    for opener in (Index.load, Index.open):
+        with pytest.raises(IndexFormatError, match="is damaged: committed records end at byte"):
+            opener(path)
 
 
 def test_group_commit_from_threads(rng, tmp_path, monkeypatch):
