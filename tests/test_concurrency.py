@@ -1,11 +1,14 @@
 """Many Python threads in the kernels at once: the same results as serial
-calls, a thread-count change mid-run is safe, and a forked child can use the
+calls, a thread-count change mid-run is safe, the pool stays within the core
+count, Ctrl-C stops a long scan quickly, and a forked child can use the
 kernels (the worker pool is rebuilt in the child)."""
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -129,3 +132,105 @@ print(os.waitstatus_to_exitcode(status))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "0", f"child exit status {r.stdout.strip()} (-14: hung, killed by its alarm)"
+
+
+def test_mixed_thread_counts_at_once_match_numpy(rng):
+    # Callers asking for 1, 2, 3 and 64 threads share the pool at the same time;
+    # every answer equals a plain numpy top-k.
+    db = rng.integers(-127, 128, size=(3000, 96), dtype=np.int8)
+    q = rng.integers(-127, 128, size=(5, 96), dtype=np.int8)
+    dots = q.astype(np.int64) @ db.astype(np.int64).T
+    norms = np.sqrt((db.astype(np.int64) ** 2).sum(1)) * np.sqrt((q.astype(np.int64) ** 2).sum(1))[:, None]
+    cos = dots / norms
+    want_ids = np.argsort(-cos, axis=1, kind="stable")[:, :7]
+    errors = []
+    start = threading.Barrier(4)
+
+    def worker(threads):
+        try:
+            start.wait()
+            for _ in range(20):
+                scores, ids = pk.topk(q, db, 7, threads=threads)
+                if not np.array_equal(ids, want_ids):
+                    errors.append((threads, ids))
+                np.testing.assert_allclose(scores, np.take_along_axis(cos, want_ids, 1), rtol=1e-6)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(t,)) for t in (1, 2, 3, 64)]
+    for th in workers:
+        th.start()
+    for th in workers:
+        th.join(timeout=120)
+    assert not any(th.is_alive() for th in workers), "a thread hung"
+    assert not errors, errors[:3]
+
+
+def test_pool_never_exceeds_the_core_count():
+    # Asking for 64 threads starts at most max_threads - 1 workers.
+    code = """
+import os, threading, numpy as np, pplx_kernels as p
+db = np.random.default_rng(0).integers(-127, 128, size=(20000, 64), dtype=np.int8)
+before = len(os.listdir("/proc/self/task"))
+p.topk(db[:3], db, 5, threads=64)
+p.quantize(np.ones((50000, 64), np.float32), threads=64)
+print(len(os.listdir("/proc/self/task")) - before, p.cpu_info()["max_threads"])
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    started, limit = map(int, r.stdout.split())
+    assert limit == len(os.sched_getaffinity(0))
+    assert started <= limit - 1
+
+
+INTERRUPT_CHILD = """
+import sys, time, numpy as np, pplx_kernels as p
+rng = np.random.default_rng(0)
+db = rng.integers(-127, 128, size=(50_000, 1024), dtype=np.int8)
+queries = rng.integers(-127, 128, size=(32_768, 1024), dtype=np.int8)
+bits = p.pack_bits(db)
+bit_queries = np.tile(bits, (2, 1))
+wide = rng.integers(-127, 128, size=(2_500, 32_768), dtype=np.int8)
+small = db[:200]
+want = p.topk(small[:3], small, 4)
+calls = {
+    # each takes seconds to minutes when not interrupted
+    "topk": lambda t: p.topk(queries, db, 10, threads=t),
+    "topk_hamming": lambda t: p.topk(bit_queries, bits, 10, metric="hamming", threads=t),
+    "cosine": lambda t: p.cosine(wide, wide, threads=t),
+}
+for name, threads in [(n, t) for n in calls for t in (1, 2)]:
+    print("ready", name, threads, flush=True)
+    start = time.monotonic()
+    try:
+        calls[name](threads)
+        print("finished", time.monotonic() - start, flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", time.monotonic() - start, flush=True)
+    got = p.topk(small[:3], small, 4)  # the pool still works after an interrupt
+    assert all((a == b).all() for a, b in zip(got, want))
+"""
+
+
+def test_ctrl_c_interrupts_a_long_scan_quickly():
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    latencies = {}
+    try:
+        for _ in range(6):
+            line = proc.stdout.readline().split()
+            assert line and line[0] == "ready", (line, proc.stderr.read() if proc.poll() is not None else "")
+            time.sleep(0.3)  # well inside the scan
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            outcome = proc.stdout.readline().split()
+            assert outcome and outcome[0] == "interrupted", (line, outcome)
+            latencies[f"{line[1]} threads={line[2]}"] = time.monotonic() - sent
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # About 20 ms is typical; the bound leaves room for a loaded CI machine.
+    print("SIGINT -> KeyboardInterrupt, seconds:", latencies)
+    slow = {k: v for k, v in latencies.items() if v > 0.5}
+    assert not slow, latencies

@@ -10,6 +10,7 @@ namespace py = pybind11;
 namespace pplx {
 void bind_core(py::module_& m);
 void bind_search(py::module_& m);
+void install_interrupt_hook();
 }  // namespace pplx
 
 namespace {
@@ -60,6 +61,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("kernel_variants", &kernel_variants);
   m.def("get_num_threads", [] { return pplx::get_num_threads(); });
   m.def("set_num_threads", [](size_t n) { pplx::set_num_threads(n); });
+  m.def("max_threads", [] { return pplx::max_threads(); });
   m.attr("__compiled_isas__") = py::make_tuple(
       "scalar"
 #if defined(PPLX_HAVE_X86)
@@ -71,4 +73,5 @@ PYBIND11_MODULE(_core, m) {
   );
   pplx::bind_core(m);
   pplx::bind_search(m);
+  pplx::install_interrupt_hook();
 }

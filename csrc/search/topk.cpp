@@ -129,7 +129,7 @@ void topk_dense(const Scan& scan, size_t k, typename Scan::S* out_s, int64_t* ou
     typename Scan::Scratch scratch;
     std::vector<S> buf;
     try {
-      for (size_t u; (u = next.fetch_add(1)) < units;) {
+      for (size_t u; !cancelled() && (u = next.fetch_add(1)) < units;) {
         size_t c = u / n_qb, b = u % n_qb;  // chunk-major: neighbours share rows
         size_t q0 = b * qb, nq = std::min(qb, M - q0);
         if (!heaps[w][b]) heaps[w][b].reset(new Heaps(nq, k));

@@ -34,7 +34,8 @@ def set_isa(name: str) -> None:
 
 
 def get_num_threads() -> int:
-    """Threads a kernel uses when called with threads=None."""
+    """Threads a kernel uses when called with threads=None (at most
+    cpu_info()["max_threads"], the usable cores)."""
     return _core.get_num_threads()
 
 
@@ -59,5 +60,6 @@ def cpu_info() -> dict:
         "features": dict(_core.cpu_features()),
         "kernels": dict(_core.kernel_variants()),
         "threads": get_num_threads(),
+        "max_threads": _core.max_threads(),
         "note": _FAMILIES_NOTE,
     }
