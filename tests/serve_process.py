@@ -14,14 +14,19 @@ from pathlib import Path
 
 import httpx
 
+import pplx_kernels
+
 READY = re.compile(r"ready on (http://127\.0\.0\.1:\d+)")
-ROOT = Path(__file__).resolve().parents[1]
+# The subprocess imports the same pplx_kernels as the tests (a source tree
+# with its built module, an installed wheel, the sanitized build).
+PACKAGE_PARENT = str(Path(pplx_kernels.__file__).resolve().parents[1])
 
 
 class ServerProcess:
     def __init__(self, *args, env=None, timeout: float = 60.0):
         self.args = [sys.executable, "-m", "pplx_kernels", "serve", "--port", "0", *map(str, args)]
-        self.env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), **(env or {}))
+        path = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)
+        self.env = dict(os.environ, PYTHONPATH=path, **(env or {}))
         self.timeout = timeout
         self.proc = None
         self.url = None
