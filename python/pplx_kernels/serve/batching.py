@@ -10,8 +10,10 @@ request gets its own rows back. A top-k prefix does not depend on k or on
 the other rows of the call (ties go to the lower row, whatever the block),
 so answers equal one-query calls.
 
-A batch starts as soon as the previous one has finished; when the model was
-idle it first waits BATCH_WAIT_S for concurrent requests to arrive. Items
+A batch starts as soon as the previous one has finished (while it runs, the
+next one queues up: under load batches grow by themselves, and a lone
+request waits for nothing); when the model was idle, the batcher first lets
+the event loop run once, so requests parsed in the same turn join. Items
 whose request went away (client disconnect, deadline: the waiting future is
 cancelled) are dropped before they cost model or kernel time.
 """
@@ -27,7 +29,6 @@ import numpy as np
 
 from .errors import ApiError
 
-BATCH_WAIT_S = 0.002
 # Retry hint in 429 answers: about one batch.
 RETRY_AFTER_MS = 100
 
@@ -117,8 +118,8 @@ class _Batcher:
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
-                # The model was idle: let requests that arrive together join.
-                await asyncio.sleep(BATCH_WAIT_S)
+                # The model was idle: let requests that arrived together join.
+                await asyncio.sleep(0)
                 continue
             batch = self._take()
             self._gauge.set(len(self._queue))

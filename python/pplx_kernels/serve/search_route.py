@@ -98,6 +98,9 @@ async def search(request, server):
     params = _params(body)
     limit = server.config.max_client_batch_size
     queries = input_list(body.query, "query", limit) if body.query is not None else None
+    if queries is not None and server.embedder.dim != server.index.dim:
+        raise ApiError(422, f"the index holds {server.index.dim}-dim vectors and the model makes "
+                            f"{server.embedder.dim}: search it with `vector` or `vector_b64_int8`", param="query")
     vectors = None if queries is not None else _vectors(body, server.index.dim, limit)
     n = len(queries) if queries is not None else len(vectors)
     results, tokens = await run_admitted(request, server, n, _answer(server, queries, vectors, params))

@@ -98,8 +98,8 @@ class Server:
                 raise ValueError(f"model: the index was built with {self.index.model.get('name')!r}, a different "
                                  f"model than {self.embedder.name!r}; pass the same --model")
             if self.index.dim != self.embedder.dim:
-                raise ValueError(f"model: the index holds {self.index.dim}-dim vectors, the model makes "
-                                 f"{self.embedder.dim}")
+                log.warning("the index holds %d-dim vectors, the model makes %d: search by vector only",
+                            self.index.dim, self.embedder.dim)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.load)
@@ -124,9 +124,9 @@ class Server:
             except Exception as exc:
                 log.error("reload failed, keeping the current index: %s", exc)
                 raise ApiError(500, f"reload failed, the current index stays: {exc}", kind="Backend") from None
-            if index.dim != self.embedder.dim:
-                raise ApiError(500, f"reload refused: the new index holds {index.dim}-dim vectors, the model "
-                                    f"makes {self.embedder.dim}", kind="Backend")
+            if self.index is not None and index.dim != self.index.dim:
+                raise ApiError(500, f"reload refused: the new index holds {index.dim}-dim vectors, the "
+                                    f"current one {self.index.dim}", kind="Backend")
             self.index = index
             log.info("reloaded %s: %d rows", self.config.index_dir, len(index))
             return len(index)
