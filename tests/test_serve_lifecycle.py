@@ -86,6 +86,33 @@ def test_reload_swaps_the_index_under_load(setup):
     assert statuses and set(statuses) == {200}
 
 
+def _metric(http, name: str) -> float:
+    m = re.search(rf"^{re.escape(name)} (\S+)$", http.get("/metrics").text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_a_disconnected_client_costs_no_model_time(setup):
+    server = setup["server"]
+    long_text = " ".join(d["text"] for d in setup["docs"][:20])
+    big = {"inputs": [long_text] * 32, "truncate": True}  # 8,192 tokens: a second or more on 2 cores
+    with server.client() as http:
+        embedded0 = _metric(http, "te_embed_count")
+        dropped0 = _metric(http, 'pplx_dropped{reason="cancelled"}')
+        batches0 = _metric(http, "te_batch_next_size_count")
+        threads = [threading.Thread(target=lambda: http.post("/embed", json=big))]
+        for t in threads:
+            t.start()
+        # The big request's batch has started: the model works on it for a while.
+        assert wait_until(lambda: _metric(http, "te_batch_next_size_count") > batches0, timeout=30)
+        with pytest.raises(httpx.TimeoutException):  # queued behind it, then the client leaves
+            httpx.post(server.url + "/embed", json={"inputs": ["w1", "w2", "w3"]}, timeout=0.2)
+        for t in threads:
+            t.join()
+        assert wait_until(lambda: _metric(http, 'pplx_dropped{reason="cancelled"}') == dropped0 + 3, timeout=30)
+        assert _metric(http, "te_embed_count") == embedded0 + 32
+        assert http.post("/embed", json={"inputs": "w1"}).status_code == 200
+
+
 def test_sigterm_during_load_answers_every_accepted_request(setup):
     server = setup["server"]
     long_text = " ".join(d["text"] for d in setup["docs"][:20])  # cut at the model's 256 tokens
