@@ -288,7 +288,7 @@ def bench_embed(args, table: list) -> None:
               "plain": [json.dumps({"input": t, "model": "m"}).encode() for t in texts]}
     procs = []
     try:
-        for label, start in (("pplx-kernels serve", lambda: ours("embed", [])),
+        for label, start in (("pplx-kernels serve", lambda: ours("embed", args.embed_args)),
                              ("FastAPI + onnxruntime, one batch per request", lambda: plain("onnx", "onnx"))):
             procs.append((label, start()))
         for _ in range(args.repeat):
@@ -345,6 +345,7 @@ def main() -> None:
     p.add_argument("--d", type=int, default=1024, help="dimensions (default 1024)")
     p.add_argument("--clients", type=int, nargs="+", default=(1, 8, 32, 64))
     p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per row")
+    p.add_argument("--embed-args", nargs="*", default=[], help="extra `serve` options for the embedding run")
     p.add_argument("--repeat", type=int, default=1, help="runs per row (the median is kept)")
     p.add_argument("--soak", type=float, default=0, help="soak seconds at 80%% of the peak (0: none)")
     p.add_argument("--json", help="write the results here")

@@ -15,6 +15,7 @@ pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 
 from pplx_kernels.embedder import Embedder  # noqa: E402
+from pplx_kernels.serve.state import MODEL_CALL_TOKENS  # noqa: E402
 
 import tiny_models as tm  # noqa: E402
 from serve_process import ServerProcess  # noqa: E402
@@ -31,7 +32,9 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def emb(model):
-    return Embedder(model, threads=2)
+    # As the server runs it: one request is one batch, cut into model calls
+    # the same way, so the floats (and the int8 codes) are equal to the bit.
+    return Embedder(model, threads=1, batch_tokens=MODEL_CALL_TOKENS)
 
 
 @pytest.fixture(scope="module")

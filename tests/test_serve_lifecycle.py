@@ -20,6 +20,7 @@ from pplx_kernels import Index  # noqa: E402
 from pplx_kernels import _default_model  # noqa: E402
 from pplx_kernels.cli import build_index, read_corpus  # noqa: E402
 from pplx_kernels.embedder import Embedder  # noqa: E402
+from pplx_kernels.serve.state import MODEL_CALL_TOKENS  # noqa: E402
 
 from serve_process import ServerProcess, wait_until  # noqa: E402
 
@@ -31,7 +32,8 @@ def setup(tmp_path_factory):
     path = tmp_path_factory.mktemp("serve_life") / "index"
     docs = read_corpus("stdlib", limit=120)
     build_index(docs, path, progress=False)
-    server = ServerProcess(path).start()  # no --model: the one the index was built with
+    # No --model: the one the index was built with. Two model workers.
+    server = ServerProcess(path, "--threads", 2).start()
     try:
         yield {"path": path, "docs": docs, "server": server}
     finally:
@@ -40,7 +42,7 @@ def setup(tmp_path_factory):
 
 def test_default_model_search_end_to_end(setup):
     index = Index.load(setup["path"])
-    emb = Embedder()
+    emb = Embedder(threads=1, batch_tokens=MODEL_CALL_TOKENS)  # as the server runs it
     scores, ids = index.search(emb.encode([QUERY], "float"), 5)
     with setup["server"].client() as http:
         info = http.get("/info").json()
@@ -99,17 +101,18 @@ def test_a_disconnected_client_costs_no_model_time(setup):
         embedded0 = _metric(http, "te_embed_count")
         dropped0 = _metric(http, 'pplx_dropped{reason="cancelled"}')
         batches0 = _metric(http, "te_batch_next_size_count")
-        threads = [threading.Thread(target=lambda: http.post("/embed", json=big))]
+        threads = [threading.Thread(target=lambda: httpx.post(server.url + "/embed", json=big, timeout=120))
+                   for _ in range(2)]
         for t in threads:
             t.start()
-        # The big request's batch has started: the model works on it for a while.
-        assert wait_until(lambda: _metric(http, "te_batch_next_size_count") > batches0, timeout=30)
-        with pytest.raises(httpx.TimeoutException):  # queued behind it, then the client leaves
+        # Both model workers busy with a big request each for a while.
+        assert wait_until(lambda: _metric(http, "te_batch_next_size_count") == batches0 + 2, timeout=30)
+        with pytest.raises(httpx.TimeoutException):  # queued behind them, then the client leaves
             httpx.post(server.url + "/embed", json={"inputs": ["w1", "w2", "w3"]}, timeout=0.2)
         for t in threads:
             t.join()
         assert wait_until(lambda: _metric(http, 'pplx_dropped{reason="cancelled"}') == dropped0 + 3, timeout=30)
-        assert _metric(http, "te_embed_count") == embedded0 + 32
+        assert _metric(http, "te_embed_count") == embedded0 + 64
         assert http.post("/embed", json={"inputs": "w1"}).status_code == 200
 
 

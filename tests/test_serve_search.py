@@ -20,6 +20,7 @@ httpx = pytest.importorskip("httpx")
 
 from pplx_kernels import Index  # noqa: E402
 from pplx_kernels.embedder import Embedder  # noqa: E402
+from pplx_kernels.serve.state import MODEL_CALL_TOKENS  # noqa: E402
 
 import tiny_models as tm  # noqa: E402
 from serve_process import ServerProcess  # noqa: E402
@@ -32,7 +33,7 @@ DIM = 64
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve_search")
     model, _ = tm.make_model_dir(tmp / "model", hidden=DIM, layout="pplx", style="qwen", token_types=False)
-    emb = Embedder(model, threads=2)
+    emb = Embedder(model, threads=1, batch_tokens=MODEL_CALL_TOKENS)  # as the server runs it
     texts = tm.random_texts(N_DOCS, seed=11, max_words=25)
     index = Index(DIM, scheme=emb.scheme)
     ids = 1000 + 7 * np.arange(N_DOCS)  # user ids, not row numbers

@@ -3,7 +3,10 @@
 Embedding: every text of every request is one queue item; a batch is the
 queued items, oldest first, up to a token budget (--max-batch-tokens),
 handed to Embedder.pool_encodings, which sorts them by length and pads only
-within model calls. Search: every query row is one item; queued rows that
+within model calls. Batches run on `threads` model workers at once, each
+single-threaded: measured on 2 shared cores, two one-thread ONNX Runtime
+calls cost half the CPU of one two-thread call (whose threads spin and wait
+on each other), and a lone request still starts at once. Search: every query row is one item; queued rows that
 can share a top-k call (same dtype, mode, filter, and for two_stage the same
 k and oversample) are stacked into one call of up to 64 rows, and each
 request gets its own rows back. A top-k prefix does not depend on k or on
@@ -70,17 +73,20 @@ class _Item:
     payload: object
     size: int                # tokens (embedding) or 1 (search)
     future: asyncio.Future
+    request: int             # items of one request share it
     queued_at: float = field(default_factory=time.perf_counter)
 
 
 class _Batcher:
-    """A queue of items and one task that runs batches of them in an
-    executor, one batch at a time."""
+    """A queue of items and one task that hands batches of them to an
+    executor, at most `workers` batches at a time."""
 
-    def __init__(self, executor, metrics, queue_gauge):
+    def __init__(self, executor, metrics, queue_gauge, workers: int = 1):
         self._executor = executor
         self._metrics = metrics
         self._gauge = queue_gauge
+        self._workers = workers
+        self._busy = 0
         self._queue: deque = deque()
         self._wake = asyncio.Event()
         self._task = None
@@ -99,7 +105,8 @@ class _Batcher:
     async def _submit(self, payloads, sizes) -> list:
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in payloads]
-        self._queue.extend(_Item(p, s, f) for p, s, f in zip(payloads, sizes, futures))
+        request = id(futures)
+        self._queue.extend(_Item(p, s, f, request) for p, s, f in zip(payloads, sizes, futures))
         self._gauge.set(len(self._queue))
         self._wake.set()
         # Cancelling the gather (disconnect, deadline) cancels every future,
@@ -115,10 +122,11 @@ class _Batcher:
         loop = asyncio.get_running_loop()
         while True:
             self._live()
-            if not self._queue:
+            if not self._queue or self._busy == self._workers:
+                # Woken by a new item or by a worker coming free.
                 self._wake.clear()
                 await self._wake.wait()
-                # The model was idle: let requests that arrived together join.
+                # Let requests that arrived together join the batch.
                 await asyncio.sleep(0)
                 continue
             batch = self._take()
@@ -128,23 +136,30 @@ class _Batcher:
             now = time.perf_counter()
             for item in batch:
                 self._metrics.queue_duration.observe(now - item.queued_at)
-            try:
-                results = await loop.run_in_executor(self._executor, self._run, batch)
-            except Exception as exc:  # a failed batch fails its requests, not the server
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            for item, result in zip(batch, results):
+            self._busy += 1
+            loop.create_task(self._run_batch(loop, batch))
+
+    async def _run_batch(self, loop, batch: list) -> None:
+        try:
+            results = await loop.run_in_executor(self._executor, self._run, batch)
+        except Exception as exc:  # a failed batch fails its requests, not the server
+            for item in batch:
                 if not item.future.done():
-                    item.future.set_result(result)
+                    item.future.set_exception(exc)
+            return
+        finally:
+            self._busy -= 1
+            self._wake.set()
+        for item, result in zip(batch, results):
+            if not item.future.done():
+                item.future.set_result(result)
 
 
 class EmbedBatcher(_Batcher):
     """Texts (tokenizer encodings) -> float32 mean-pooled rows."""
 
-    def __init__(self, embedder, executor, metrics, max_batch_tokens: int):
-        super().__init__(executor, metrics, metrics.queue_size)
+    def __init__(self, embedder, executor, metrics, max_batch_tokens: int, workers: int):
+        super().__init__(executor, metrics, metrics.queue_size, workers)
         self._embedder = embedder
         self._budget = max_batch_tokens
 
@@ -153,6 +168,12 @@ class EmbedBatcher(_Batcher):
         return np.stack(rows)
 
     def _take(self) -> list:
+        # With several workers free, share the queued work out among them,
+        # cutting only between requests (a lone request then runs as one
+        # batch, exactly as Embedder.encode would run it), never past the
+        # --max-batch-tokens budget.
+        queued = sum(item.size for item in self._queue)
+        share = -(-queued // (self._workers - self._busy))
         batch, tokens = [], 0
         while self._queue:
             item = self._queue[0]
@@ -160,7 +181,8 @@ class EmbedBatcher(_Batcher):
                 self._queue.popleft()
                 self._metrics.count("pplx_dropped", reason="cancelled")
                 continue
-            if batch and tokens + item.size > self._budget:
+            more = tokens + item.size
+            if batch and (more > self._budget or (more > share and item.request != batch[-1].request)):
                 break
             batch.append(self._queue.popleft())
             tokens += item.size

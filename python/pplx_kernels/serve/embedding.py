@@ -47,7 +47,10 @@ async def pool_texts(server, texts: list, *, truncate: bool, direction: str = "r
     """(float32 pooled [n, dim], tokens) through the embedding batcher. A
     text over the model's max_length is cut (truncate) or refused (422)."""
     embedder = server.embedder
-    encodings = await asyncio.to_thread(embedder.tokenize, texts, direction=direction)
+    try:
+        encodings = await asyncio.to_thread(embedder.tokenize, texts, direction=direction)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), kind="Tokenizer", param="input") from None
     if not truncate:
         for i, enc in enumerate(encodings):
             if enc.overflowing:

@@ -74,15 +74,17 @@ async def contextualized_embeddings(request, server):
 
 
 async def _contextual(server, docs: list):
-    """(float32 pooled chunks per document, tokens); runs on the model
-    thread, in turn with the embedding batches."""
+    """(float32 pooled chunks per document, tokens); runs on a model
+    worker, alongside the embedding batches."""
     loop = asyncio.get_running_loop()
 
     def run():
         try:
             pooled = server.embedder.encode_contextual(docs, "float", show_progress=False)
-            return pooled, server.embedder.last_timings["tokens"]
         except ValueError as exc:  # a document too long, a chunk without tokens
             raise ApiError(422, f"Input validation error: {exc}", param="input") from None
+        # (not last_timings: other model workers write it concurrently)
+        joined = [server.embedder.sep_token.join(chunks) for chunks in docs]
+        return pooled, sum(len(e.ids) for e in server.embedder.tokenize(joined))
 
     return await loop.run_in_executor(server.model_executor, run)

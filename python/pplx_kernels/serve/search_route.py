@@ -104,23 +104,32 @@ async def search(request, server):
     vectors = None if queries is not None else _vectors(body, server.index.dim, limit)
     n = len(queries) if queries is not None else len(vectors)
     results, tokens = await run_admitted(request, server, n, _answer(server, queries, vectors, params))
-    index = results[0][0]
-    docs = {}
-    if body.include_documents:
-        hit_ids = sorted({int(i) for _, _, ids in results for i in ids})
-        docs = dict(zip(hit_ids, await asyncio.to_thread(index.documents, hit_ids)))
+    docs = await _documents(results) if body.include_documents else None
     data = []
-    for q, (_, scores, ids) in enumerate(results):
+    for q, (index, scores, ids) in enumerate(results):
         hits = []
         for s, i in zip(scores.tolist(), ids.tolist()):
             hit = {"id": i, "score": s}
-            if body.include_documents:
-                hit["document"] = docs.get(i)
+            if docs is not None:
+                hit["document"] = docs[id(index)][i]
             hits.append(hit)
         data.append({"index": q, "query": queries[q] if queries is not None else None, "results": hits})
     server.metrics.count("pplx_search_queries", n)
     return json_response({"object": "list", "data": data, "model": server.model_name,
                           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+async def _documents(results) -> dict:
+    """{id(index): {hit id: document}}, each from the index its hits came
+    from (a reload between two batches of one request swaps it)."""
+    wanted = {}
+    for index, _, ids in results:
+        wanted.setdefault(id(index), (index, set()))[1].update(ids.tolist())
+    docs = {}
+    for key, (index, ids) in wanted.items():
+        ids = sorted(ids)
+        docs[key] = dict(zip(ids, await asyncio.to_thread(index.documents, ids)))
+    return docs
 
 
 async def _answer(server, queries, vectors, params: SearchParams):
