@@ -6,18 +6,21 @@ handed to Embedder.pool_encodings, which sorts them by length and pads only
 within model calls. Batches run on `threads` model workers at once, each
 single-threaded: measured on 2 shared cores, two one-thread ONNX Runtime
 calls cost half the CPU of one two-thread call (whose threads spin and wait
-on each other), and a lone request still starts at once. Search: every query row is one item; queued rows that
-can share a top-k call (same dtype, mode, filter, and for two_stage the same
-k and oversample) are stacked into one call of up to 64 rows, and each
-request gets its own rows back. A top-k prefix does not depend on k or on
-the other rows of the call (ties go to the lower row, whatever the block),
-so answers equal one-query calls.
+on each other). With several workers free, the queue is shared out among
+them, cut only between requests.
 
-A batch starts as soon as the previous one has finished (while it runs, the
-next one queues up: under load batches grow by themselves, and a lone
-request waits for nothing); when the model was idle, the batcher first lets
-the event loop run once, so requests parsed in the same turn join. Items
-whose request went away (client disconnect, deadline: the waiting future is
+Search: every query row is one item; queued rows that can share a top-k
+call (same dtype, mode, filter, and for two_stage the same k and
+oversample) are stacked into one call of up to 64 rows, and each request
+gets its own rows back. A top-k prefix does not depend on k or on the other
+rows of the call (ties go to the lower row, whatever the block), so answers
+equal one-query calls.
+
+A batch starts as soon as a worker is free (while all are busy, the next
+batch queues up: under load batches grow by themselves, and a lone request
+waits for nothing); when the queue was empty, the batcher first lets the
+event loop run once, so requests parsed in the same turn join. Items whose
+request went away (client disconnect, deadline: the waiting future is
 cancelled) are dropped before they cost model or kernel time.
 """
 

@@ -41,6 +41,16 @@ class ServeConfig:
     max_search_batch: int = 64      # 1 turns search batching off
     request_timeout: float = 60.0
 
+    def __post_init__(self):
+        if self.max_client_batch_size > self.max_concurrent_requests:
+            # Such a request could never be admitted: 429 forever.
+            raise ValueError(f"max_client_batch_size ({self.max_client_batch_size}) must not exceed "
+                             f"max_concurrent_requests ({self.max_concurrent_requests})")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: expected 0..65535, got {self.port}")
+        if not self.request_timeout > 0:
+            raise ValueError(f"request_timeout: expected a positive number of seconds, got {self.request_timeout}")
+
 
 def _model_dir_of_index(index, index_dir: str):
     """The model an index was built with: Index.model["path"], else the
