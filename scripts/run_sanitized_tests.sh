@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkg=$(mktemp -d)
 trap 'rm -rf "$pkg"' EXIT
-mkdir -p "$pkg/pplx_kernels"
-cp python/pplx_kernels/*.py "$pkg/pplx_kernels/"
+# The whole package (subpackages and data files too); the build below
+# replaces any compiled module copied with it.
+cp -r python/pplx_kernels "$pkg/"
 PPLX_BUILD_DIR=build/asan PPLX_MODULE_DIR="$pkg/pplx_kernels" scripts/dev_build.sh -DPPLX_SANITIZE=ON
 # Python itself is not instrumented: preload the runtimes, ignore its leaks.
 export LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libubsan.so)"

@@ -98,5 +98,5 @@ def test_non_finite_float_input():
     ],
 )
 def test_bad_input(call, exc, name):
-    with pytest.raises(exc, match=name):
+    with pytest.raises(exc, match=f"^{name}: "):
         call()

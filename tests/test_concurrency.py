@@ -234,3 +234,48 @@ def test_ctrl_c_interrupts_a_long_scan_quickly():
     print("SIGINT -> KeyboardInterrupt, seconds:", latencies)
     slow = {k: v for k, v in latencies.items() if v > 0.5}
     assert not slow, latencies
+
+
+def test_signal_handlers_during_a_scan(rng):
+    # The wait for a long call runs Python's signal handlers: one that raises
+    # ends the call with its own exception; one that does not leaves the
+    # result intact.
+    db = rng.integers(-127, 128, size=(20_000, 512), dtype=np.int8)
+    q = rng.integers(-127, 128, size=(512, 512), dtype=np.int8)
+    want = pk.topk(q, db, 10, threads=1)
+    calls = []
+
+    class FromHandler(Exception):
+        pass
+
+    def while_running(fn):
+        done = threading.Event()
+
+        def ping():
+            while not done.wait(0.005):
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+        pinger = threading.Thread(target=ping)
+        pinger.start()
+        try:
+            return fn()
+        finally:
+            done.set()
+            pinger.join()
+
+    def raising(signum, frame):
+        calls.append("raising")
+        if calls.count("raising") == 1:  # later pings may land after the call ended
+            raise FromHandler
+
+    before = signal.signal(signal.SIGUSR1, raising)
+    try:
+        with pytest.raises(FromHandler):
+            while_running(lambda: [pk.topk(q, db, 10) for _ in range(50)])
+        signal.signal(signal.SIGUSR1, lambda signum, frame: calls.append("quiet"))
+        got = while_running(lambda: pk.topk(q, db, 10))
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+    assert "quiet" in calls
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])

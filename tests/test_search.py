@@ -217,6 +217,62 @@ def test_topk_database_norms_and_strided_rows(isa, rng):
     np.testing.assert_array_equal(i1, base[1][2])
 
 
+def test_norms_outside_int8_range_refused_on_every_isa(isa):
+    # The reported case: tiny positive norms overflowed 1/norm and scored NaN
+    # on AVX-512, above the exact match. An int8 vector's norm is 0 or in
+    # [1, 127 sqrt(D)], so anything else is refused by name, by the Python
+    # layer and by the compiled core.
+    db = np.zeros((3, 16), np.int8)
+    db[0, 0], db[1, 1], db[2, 2] = 100, 100, 100
+    q = np.zeros(16, np.int8)
+    q[1] = 100
+    top = np.float32(127 * 4)  # 127 sqrt(16)
+    for bad in [1e-40, 0.5, np.nextafter(np.float32(1), np.float32(0)), -1.0, np.nan, np.inf,
+                np.nextafter(top, np.float32(np.inf))]:
+        norms = np.array([bad, 100, 1e-40 if bad != 1e-40 else 100], np.float32)
+        _raises(ValueError, "database_norms", lambda: pk.topk(q, db, 3, database_norms=norms))
+        _raises(ValueError, "norms", lambda: pk.cosine(q, db, norms=norms))
+        _raises(ValueError, "database_norms",
+                lambda: pk._core.topk_cosine(q[None], db, 3, norms, None, False, None, None, 1))
+        _raises(ValueError, "norms", lambda: pk._core.cosine(q[None], db, norms, False, None, 1))
+    # Valid norms, the bounds included, give the reference's answer.
+    for norms in [pk.norms(db), np.array([0, 100, 0], np.float32), np.array([1, top, 100], np.float32)]:
+        full = ref_cosine(q[None], db, norms)
+        want_s, want_i = ref_topk(full, 3, True)
+        s, i = pk.topk(q[None], db, 3, database_norms=norms)
+        np.testing.assert_array_equal(i, want_i)
+        np.testing.assert_array_equal(s, want_s)
+        np.testing.assert_array_equal(pk.cosine(q[None], db, norms=norms), full)
+
+
+@pytest.mark.parametrize("m", [1, 4, 9, 16])  # row-wise, and the packed AVX-512 kernels (8+)
+def test_longest_rows_d_65536(isa, rng, m):
+    # Dots of near-full rows reach 65536 x 127 x 127, close to 2^30.
+    d, n = 65536, 24
+    x = int8_rows(rng, n, d)
+    x[0], x[1] = 127, -127
+    x[2:6] = np.where(rng.random((4, d)) < 0.5, 127, -127).astype(np.int8)
+    q = int8_rows(rng, m, d)
+    q[0] = 127
+    if m > 1:
+        q[1] = x[2]
+    full = ref_cosine(q, x)
+    np.testing.assert_array_equal(pk.cosine(q, x), full)
+    want_s, want_i = ref_topk(full, 5, True)
+    s, i = pk.topk(q, x, 5)
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(s, want_s)
+    # Hamming over 65536-byte codes, same query counts.
+    cq, cx = code_rows(rng, m, d), code_rows(rng, n, d)
+    cx[0] = cq[0]
+    full_h = ref_hamming(cq, cx)
+    np.testing.assert_array_equal(pk.hamming(cq, cx), full_h)
+    want_s, want_i = ref_topk(full_h, 5, False)
+    s, i = pk.topk(cq, cx, 5, metric="hamming")
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(s, want_s)
+
+
 @pytest.mark.parametrize("metric", ["cosine", "hamming"])
 def test_topk_candidates(isa, rng, metric):
     m, n = 6, 400

@@ -26,12 +26,13 @@ void check_pair(const Rows<T>& q, const Rows<T>& x, const char* qn, const char* 
   if (x.dim > kMaxDim) throw arg_error(xn, "at most 65536 elements per row are supported");
 }
 
-const float* norms_of(const py::object& obj, size_t n, py::array& keep) {
+const float* norms_of(const py::object& obj, const char* name, size_t n, size_t dim, py::array& keep) {
   if (obj.is_none()) return nullptr;
   keep = obj.cast<py::array>();
-  auto v = view_of<const float, 1>(keep, "norms");
-  if (v.shape[0] != n) throw arg_error("norms", "expected one norm per database row");
-  if (n > 1 && v.stride[0] != 1) throw arg_error("norms", "must be contiguous");
+  auto v = view_of<const float, 1>(keep, name);
+  if (v.shape[0] != n) throw arg_error(name, "expected one norm per database row");
+  if (n > 1 && v.stride[0] != 1) throw arg_error(name, "must be contiguous");
+  check_norms(v.data, n, dim, name);
   return v.data;
 }
 
@@ -56,7 +57,7 @@ py::array_t<float> cosine(const py::array& a, const py::array& b, const py::obje
   auto q = rows_of<int8_t>(a, "a"), x = rows_of<int8_t>(b, "b");
   check_pair(q, x, "a", "b");
   py::array keep;
-  const float* xn = norms_of(norms, x.rows, keep);
+  const float* xn = norms_of(norms, "norms", x.rows, x.dim, keep);
   auto out = result_array<float, 2>(out_obj, "out", {q.rows, x.rows});
   float* o = out.mutable_data();
   size_t n = resolve_threads(threads);
@@ -106,7 +107,7 @@ py::tuple topk_cosine_py(const py::array& qa, const py::array& xa, long k,
   check_pair(q, x, "queries", "database");
   if (x.rows == 0) throw arg_error("database", "is empty");
   py::array keep_n, keep_c;
-  const float* xn = norms_of(norms, x.rows, keep_n);
+  const float* xn = norms_of(norms, "database_norms", x.rows, x.dim, keep_n);
   size_t n_cand = 0;
   const int64_t* c = candidates_of(cand, q.rows, x.rows, &n_cand, keep_c);
   size_t kk = check_k(k, c ? n_cand : x.rows);

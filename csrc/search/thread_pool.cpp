@@ -67,7 +67,7 @@ struct Job {
 
   // On the caller thread, at most every kPollEvery: asks the hook.
   void poll() {
-    if (interrupted || std::this_thread::get_id() != caller) return;
+    if (std::this_thread::get_id() != caller || interrupted) return;
     InterruptHook hook = g_hook.load(std::memory_order_relaxed);
     if (!hook) return;
     Clock::time_point now = Clock::now();

@@ -47,7 +47,10 @@ def _same_width(q: np.ndarray, x: np.ndarray, qname: str, xname: str, unit: str)
         )
 
 
-def _norms_arg(norms, n: int, name: str):
+def _norms_arg(norms, n: int, dim: int, name: str):
+    """Norms as ``norms`` computes them: an int8 vector with `dim` elements has
+    norm 0 or one in [1, 127 * sqrt(dim)]; anything else (a tiny positive
+    value, NaN, Inf) would give scores no int8 data can have."""
     if norms is None:
         return None
     norms = array_arg(norms, name)
@@ -55,8 +58,13 @@ def _norms_arg(norms, n: int, name: str):
         raise TypeError(f"{name}: expected float32 norms, got {norms.dtype}")
     if norms.shape != (n,):
         raise ValueError(f"{name}: expected shape ({n},) (one norm per database row), got {norms.shape}")
-    if not np.all(np.isfinite(norms)) or np.any(norms < 0):
-        raise ValueError(f"{name}: norms must be finite and >= 0")
+    top = np.float32(np.sqrt(127.0 * 127.0 * dim))
+    bad = np.flatnonzero(~((norms == 0) | ((norms >= 1) & (norms <= top))))
+    if bad.size:
+        raise ValueError(
+            f"{name}: norms of int8 vectors with {dim} elements are 0 or in [1, {top:.6g}]; "
+            f"row {bad[0]} holds {float(norms[bad[0]]):.6g} (compute them with norms())"
+        )
     return np.ascontiguousarray(norms)
 
 
@@ -88,7 +96,7 @@ def cosine(a, b, *, norms=None, clamp=False, threads=None, out=None):
     a, single = _rows(a, "a", np.int8, "int8 vectors")
     b = _database(b, "b", np.int8, "int8 vectors")
     _same_width(a, b, "a", "b", "elements")
-    nb = _norms_arg(norms, b.shape[0], "norms")
+    nb = _norms_arg(norms, b.shape[0], b.shape[1], "norms")
     o = out_arg(out, (a.shape[0], b.shape[0]), np.float32, [a, b, nb], single)
     result = _core.cosine(a, b, nb, _bool_arg(clamp, "clamp"), o, n_threads)
     if out is not None:
@@ -143,7 +151,8 @@ def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=
 
     cosine:  queries int8 [M, D] (or one [D]), database int8 [N, D]; scores
              float32, descending. database_norms: float32 [N] from ``norms``
-             (used as given; with clamp=True pass ``norms(x, clamp=True)``).
+             (used as given; refused unless 0 or in [1, 127 sqrt(D)]; with
+             clamp=True pass ``norms(x, clamp=True)``).
     hamming: packed uint8 codes [M, B] and [N, B]; scores int32 distances,
              ascending.
     Ties go to the lower row id; results are identical for every thread count.
@@ -183,7 +192,7 @@ def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=
     shape = (q.shape[0], kk)
     os_, oi = out_pair_arg(out, [shape, shape], [score_dtype, np.int64], [q, x, c], single, "scores, ids")
     if metric == "cosine":
-        nx = _norms_arg(database_norms, x.shape[0], "database_norms")
+        nx = _norms_arg(database_norms, x.shape[0], x.shape[1], "database_norms")
         scores, ids = _core.topk_cosine(q, x, k, nx, c, clamp, os_, oi, n_threads)
     else:
         scores, ids = _core.topk_hamming(q, x, k, c, os_, oi, n_threads)

@@ -40,6 +40,12 @@ struct ArgNames {
 float norm_from_sumsq(int32_t sumsq);
 float reciprocal_norm(float norm);
 
+// Norms a caller passes in are not trusted: an int8 vector of `dim` elements
+// has norm 0 or one in [1, 127 sqrt(dim)]. Anything else (a tiny positive
+// value whose reciprocal overflows, NaN, Inf) throws std::invalid_argument
+// naming `name` and the first bad row.
+void check_norms(const float* norms, size_t n, size_t dim, const char* name);
+
 // x_norms may be null (computed). clamp: -128 counts as -127 instead of
 // raising Int8RangeError.
 void cosine_matrix(I8Rows q, I8Rows x, const float* x_norms, bool clamp, float* out,
