@@ -22,6 +22,13 @@ from .segments import Part, readonly
 # Candidate lists are [queries, rows] int64: queries go to the kernel in
 # chunks so that one chunk's list stays under this many entries (32 MB).
 _MAX_CANDIDATE_ENTRIES = 1 << 22
+# A part with fewer runs of allowed rows than this is scanned run by run
+# (plain slices, no candidate lists to build).
+_MAX_RUNS = 64
+# Up to this fraction of a part's rows excluded, the exclusion path (see
+# _scan_part) beats candidate lists, which cost a pass per query.
+_MAX_EXCLUDED_FRACTION = 0.25
+_EXCLUDED_PER_BLOCK, _MIN_BLOCK = 1024, 4096
 
 
 class Memtable:
@@ -57,13 +64,14 @@ class Memtable:
         self.n = n + m
 
     def kill(self, rows: np.ndarray) -> None:
+        """Marks live rows removed (copy on write: published masks stay)."""
         dead = np.zeros(len(self.ids), bool) if self.dead is None else self.dead.copy()
         dead[rows] = True
         self.dead = dead
 
     def part(self, start: int) -> Part:
         n = self.n
-        dead = None if self.dead is None or not self.dead[:n].any() else readonly(self.dead[:n])
+        dead = None if self.dead is None else readonly(self.dead[:n])
         return Part(readonly(self.codes[:n]), readonly(self.norms[:n]), readonly(self.bits[:n]),
                     readonly(self.ids[:n]), self.docs, dead, start)
 
@@ -97,16 +105,18 @@ class State:
     def build_idmap(self) -> IdMap:
         live = [(p.ids[rows], rows + p.start) for p in self.parts for rows in [p.live_rows()]]
         if not live:
-            return IdMap(np.empty(0, np.int64), np.empty(0, np.int64))
-        return IdMap(np.concatenate([i for i, _ in live]), np.concatenate([r for _, r in live]).astype(np.int64))
+            return IdMap.build(np.empty(0, np.int64), np.empty(0, np.int64))
+        return IdMap.build(np.concatenate([i for i, _ in live]), np.concatenate([r for _, r in live]).astype(np.int64))
 
     def live(self, pos: np.ndarray) -> np.ndarray:
         """Which global positions hold a live row of this state."""
         pos = np.asarray(pos, np.int64)
         ok = (pos >= 0) & (pos < self.total)
-        for p in self.parts:
-            if p.dead is None:
-                continue
+        with_dead = [p for p in self.parts if p.dead is not None]
+        if len(pos) <= 64:  # a few ids: look only at the parts they are in
+            which = np.searchsorted(self.starts, pos, side="right") - 1
+            with_dead = [self.parts[i] for i in set(which[ok].tolist()) if self.parts[i].dead is not None]
+        for p in with_dead:
             sel = np.flatnonzero(ok & (pos >= p.start) & (pos < p.start + p.count))
             ok[sel] = ~p.dead[pos[sel] - p.start]
         return ok
@@ -173,17 +183,92 @@ class State:
             s, r = _scan_part(p, rows, codes, bits, k, two_stage, oversample, threads)
             all_scores.append(s)
             all_pos.append(np.where(r >= 0, r + p.start, -1))
-        scores, pos = np.concatenate(all_scores, axis=1), np.concatenate(all_pos, axis=1)
-        if len(all_scores) > 1:  # stable: equal scores keep part order, i.e. lower positions first
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
-            scores, pos = np.take_along_axis(scores, order, 1), np.take_along_axis(pos, order, 1)
-        return scores[:, :kk], pos[:, :kk]
+        return _merge_sorted(list(zip(all_scores, all_pos)), kk)  # parts in position order
 
 
 def _scan_part(p: Part, rows, codes, bits, k: int, two_stage: bool, oversample: float, threads):
-    """Top-k of one part, restricted to `rows` (None: all) through the
-    kernels' candidate path."""
-    n_rows = p.count if rows is None else len(rows)
+    """Top-k of one part, restricted to `rows` (None: all), by one of three
+    exact paths, chosen by cost:
+      runs       few excluded rows (removed or denied) leave a few runs of
+                 consecutive rows: each is scanned as a plain slice;
+      exclusion  up to a quarter of the rows excluded: per block of rows,
+                 a plain scan for the top (k + excluded in the block), then
+                 the excluded rows dropped (at most that many can be in it,
+                 so the block's k best allowed rows remain);
+      candidates otherwise (allow-lists): the rows go to the kernels'
+                 candidate path, scored for each query alone."""
+    if rows is None:
+        return _scan(p.codes, p.norms, p.bits, None, codes, bits, k, two_stage, oversample, threads)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) < _MAX_RUNS:
+        firsts = np.concatenate([[0], breaks])
+        lasts = np.concatenate([breaks, [len(rows)]])
+        results = []
+        for a, b in zip(rows[firsts].tolist(), (rows[lasts - 1] + 1).tolist()):
+            s, r = _scan(p.codes[a:b], p.norms[a:b], p.bits[a:b], None, codes, bits, k, two_stage,
+                         oversample, threads)
+            results.append((s, np.where(r >= 0, r + a, -1)))
+        return _merge_sorted(results, min(k, len(rows)))
+    excluded = p.count - len(rows)
+    if excluded <= _MAX_EXCLUDED_FRACTION * p.count:
+        allowed = np.zeros(p.count, bool)
+        allowed[rows] = True
+        # Blocks of rows holding about _EXCLUDED_PER_BLOCK excluded rows each:
+        # the kernels' top-k stays cheap (a top-10,000 costs 2.5x a top-10).
+        block = int(min(p.count, max(_MIN_BLOCK, p.count * _EXCLUDED_PER_BLOCK // max(excluded, 1))))
+        results = []
+        for a in range(0, p.count, block):
+            b = min(p.count, a + block)
+            s, r = _scan_excluding(p.codes[a:b], p.norms[a:b], p.bits[a:b], allowed[a:b], codes, bits, k,
+                                   two_stage, oversample, threads)
+            if s is not None:
+                results.append((s, np.where(r >= 0, r + a, -1)))
+        return _merge_sorted(results, min(k, len(rows)))
+    return _scan(p.codes, p.norms, p.bits, rows, codes, bits, k, two_stage, oversample, threads)
+
+
+def _scan_excluding(db_codes, db_norms, db_bits, allowed, codes, bits, k, two_stage, oversample, threads):
+    """Top-k over the allowed rows of a database: the top (k + excluded)
+    of all rows, less the excluded ones, rescored as candidates (so scores
+    and order are the kernel's). (None, None) when no row is allowed."""
+    n_ok = int(np.count_nonzero(allowed))
+    excluded = len(allowed) - n_ok
+    if n_ok == 0:
+        return None, None
+    if excluded == 0:
+        return _scan(db_codes, db_norms, db_bits, None, codes, bits, k, two_stage, oversample, threads)
+    n_cand = min(n_ok, math.ceil(k * oversample))
+    if two_stage and n_cand < n_ok:
+        _, hits = _topk(bits, db_bits, n_cand + excluded, metric="hamming", threads=threads)
+        cand = _first_allowed(hits, allowed, n_cand)
+    else:
+        _, hits = _topk(codes, db_codes, k + excluded, metric="cosine", threads=threads, database_norms=db_norms)
+        cand = _first_allowed(hits, allowed, min(k, n_ok))
+    return _topk(codes, db_codes, k, metric="cosine", threads=threads, database_norms=db_norms, candidates=cand)
+
+
+def _first_allowed(hits: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """The first n allowed rows of each row of hits (-1 padding)."""
+    keep = (hits >= 0) & allowed[np.maximum(hits, 0)]
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :n]  # kept entries first, in their order
+    first = np.take_along_axis(hits, order, 1)
+    return np.where(np.take_along_axis(keep, order, 1), first, -1)
+
+
+def _merge_sorted(results: list, kk: int):
+    """The kk best of per-run (scores, rows), runs in row order: ties keep
+    the earlier run, i.e. the lower row."""
+    scores = np.concatenate([s for s, _ in results], axis=1)
+    rows = np.concatenate([r for _, r in results], axis=1)
+    if len(results) > 1:
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+        scores, rows = np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
+    return scores[:, :kk], rows[:, :kk]
+
+
+def _scan(db_codes, db_norms, db_bits, rows, codes, bits, k: int, two_stage: bool, oversample: float, threads):
+    """Top-k over a database (rows: None, or the candidate rows of it)."""
+    n_rows = len(db_codes) if rows is None else len(rows)
     n_cand = min(n_rows, math.ceil(k * oversample))
     m = len(codes)
     if rows is not None:
@@ -193,13 +278,13 @@ def _scan_part(p: Part, rows, codes, bits, k: int, two_stage: bool, oversample: 
             q = slice(lo, lo + step)
             cand = np.broadcast_to(rows, (len(codes[q]), n_rows))
             if two_stage and n_cand < n_rows:
-                _, cand = _topk(bits[q], p.bits, n_cand, metric="hamming", threads=threads, candidates=cand)
-            s, r = _topk(codes[q], p.codes, k, metric="cosine", threads=threads,
-                         database_norms=p.norms, candidates=cand)
+                _, cand = _topk(bits[q], db_bits, n_cand, metric="hamming", threads=threads, candidates=cand)
+            s, r = _topk(codes[q], db_codes, k, metric="cosine", threads=threads,
+                         database_norms=db_norms, candidates=cand)
             parts_s.append(s)
             parts_r.append(r)
         return np.concatenate(parts_s), np.concatenate(parts_r)
     cand = None
     if two_stage and n_cand < n_rows:
-        _, cand = _topk(bits, p.bits, n_cand, metric="hamming", threads=threads)
-    return _topk(codes, p.codes, k, metric="cosine", threads=threads, database_norms=p.norms, candidates=cand)
+        _, cand = _topk(bits, db_bits, n_cand, metric="hamming", threads=threads)
+    return _topk(codes, db_codes, k, metric="cosine", threads=threads, database_norms=db_norms, candidates=cand)

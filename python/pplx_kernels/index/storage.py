@@ -22,9 +22,17 @@ files are never rewritten, only deleted once no manifest lists them, so a
 reader either gets the files of its manifest or a FileNotFoundError (and
 then reads the newer manifest: see Index.load).
 
+A save to a path where no directory exists builds it as
+`.NAME.saving-RANDOM` beside it and renames it into place; a save over an
+existing index writes new segment files and a new manifest into it, so
+following a symlinked path writes into the link's target.
+
 Locks are flock(2) locks, held by an open file description: the kernel
 drops them when the process dies, whatever its PID namespace, so stale
-state is recognised by a free lock, never by a PID.
+state is recognised by a free lock, never by a PID. The writer holds
+DIR/LOCK; each save beside a path holds `.NAME.lock` (a small file kept
+there) shared, so whoever gets it exclusively knows every
+`.NAME.saving-*` is left over from a killed save and removes it.
 """
 
 from __future__ import annotations
@@ -37,7 +45,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 
 import numpy as np
 
@@ -164,8 +171,18 @@ def read_manifest(directory: str) -> dict:
     dim = manifest.get("dim")
     if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
         raise IndexFormatError(f"{directory}: {MANIFEST} field 'dim' is invalid: {dim!r}")
-    for name in listed_files(manifest):  # names come from the file: they must stay inside
-        if not OWNED.match(name) or name.startswith("."):
+    try:
+        names = listed_files(manifest)
+        sizes_ok = all(isinstance(e.get("bytes"), int) and isinstance(e.get("sha256"), str)
+                       for seg in manifest["segments"] for e in list(seg["files"].values()) + [seg.get("deleted") or
+                                                                                           {"bytes": 0, "sha256": ""}])
+        wal_ok = isinstance(manifest["wal"].get("bytes"), int) and isinstance(manifest.get("generation"), int)
+    except (KeyError, TypeError, AttributeError):
+        sizes_ok = wal_ok = False
+    if not (sizes_ok and wal_ok):
+        raise IndexFormatError(f"{directory}: {MANIFEST} does not describe segments and a log as expected")
+    for name in names:  # names come from the file: they must stay inside
+        if not isinstance(name, str) or not OWNED.match(name) or name.startswith("."):
             raise IndexFormatError(f"{directory}: {MANIFEST} lists an invalid file name {name!r}")
     return manifest
 
@@ -179,6 +196,19 @@ def listed_files(manifest: dict) -> set:
     if manifest.get("wal"):
         names.add(manifest["wal"]["file"])
     return names
+
+
+def created_by() -> str:
+    from .. import __version__
+    return f"pplx-kernels {__version__}"
+
+
+def remove_files(directory: str, names) -> None:
+    for name in names:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
 
 
 # --- locks -------------------------------------------------------------------------
@@ -228,44 +258,58 @@ def remove_unlisted(directory: str, manifest: dict) -> list:
     return removed
 
 
-def temp_dir_beside(path: str) -> tuple[str, int]:
-    """A new directory `.NAME.saving-RANDOM` beside `path`, locked (flock on
-    the directory itself) for as long as the returned fd stays open."""
+def _beside_lock(path: str) -> int:
     parent, name = os.path.split(path)
-    tmp = os.path.join(parent, f".{name}.saving-{secrets.token_hex(6)}")
-    os.mkdir(tmp)
-    fd = try_lock(tmp, create=False)
+    return os.open(os.path.join(parent, f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def saving_beside(path: str) -> tuple[str, int]:
+    """A new temporary directory `.NAME.saving-RANDOM` beside `path` and an
+    fd holding a shared flock on `.NAME.lock` for as long as the save runs
+    (close it with unlock). Cleans stale temporaries first."""
+    fd = _beside_lock(path)
+    try:
+        _clean_beside(path, fd)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        parent, name = os.path.split(path)
+        tmp = os.path.join(parent, f".{name}.saving-{secrets.token_hex(6)}")
+        os.mkdir(tmp)
+    except BaseException:
+        os.close(fd)
+        raise
     return tmp, fd
 
 
-def remove_stale_beside(path: str, *, grace_s: float = 5.0) -> list:
-    """Deletes `.NAME.saving-*` directories whose lock is free (their saver
-    died) and `.NAME.previous-*` directories left by format-1 saves once
-    NAME is a readable index again. A directory younger than grace_s is
-    left alone: its saver may not hold the lock yet."""
+def remove_stale_beside(path: str) -> list:
+    """Deletes what interrupted saves left beside `path`: `.NAME.saving-*`
+    directories, when no save holds `.NAME.lock` (each save holds it
+    shared, so an exclusive lock proves every temporary is stale: no PIDs,
+    which mean nothing across containers), and `.NAME.previous-*`
+    directories of format-1 saves once NAME is a directory again."""
+    parent, name = os.path.split(path)
+    if not os.path.isdir(parent) or not any(
+            e.startswith((f".{name}.saving-", f".{name}.previous-")) for e in os.listdir(parent)):
+        return []
+    fd = _beside_lock(path)
+    try:
+        return _clean_beside(path, fd)
+    finally:
+        os.close(fd)
+
+
+def _clean_beside(path: str, fd: int) -> list:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return []  # a save is running
+        raise
     parent, name = os.path.split(path)
     removed = []
-    try:
-        entries = os.listdir(parent)
-    except FileNotFoundError:
-        return removed
-    for entry in entries:
-        full = os.path.join(parent, entry)
-        if entry.startswith(f".{name}.saving-"):
-            try:
-                if time.time() - os.stat(full).st_mtime < grace_s:
-                    continue
-                fd = try_lock(full, create=False)
-            except OSError:
-                continue
-            if fd is None:
-                continue  # a live save
-            try:
-                shutil.rmtree(full, ignore_errors=True)
-                removed.append(entry)
-            finally:
-                unlock(fd)
-        elif entry.startswith(f".{name}.previous-") and os.path.isdir(path):
-            shutil.rmtree(full, ignore_errors=True)
+    for entry in os.listdir(parent):
+        stale = entry.startswith(f".{name}.saving-") or (
+            entry.startswith(f".{name}.previous-") and os.path.isdir(path))
+        if stale:
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
             removed.append(entry)
     return removed
