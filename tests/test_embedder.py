@@ -136,6 +136,22 @@ def test_truncation_to_max_length(plain):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_max_length_is_the_smallest_stated_limit(tmp_path):
+    # tokenizer_config allows 1024 tokens, the position table holds 160: a
+    # 400-word text must be cut at 160 (it used to fail inside ONNX Runtime).
+    root, weights = tm.make_short_position_model(tmp_path / "short")
+    emb = Embedder(root)
+    assert emb.max_length == tm.SHORT_POSITIONS
+    long_text = " ".join(tm.WORDS[i % len(tm.WORDS)] for i in range(400))
+    got = emb.encode([long_text, "w1 w2"], "float")
+    want = ref_pooled(weights, [long_text, "w1 w2"], "qwen", token_types=False, positions=True,
+                      max_length=tm.SHORT_POSITIONS)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # sentence_bert_config's max_seq_length counts too, when it is the smallest
+    (root / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 100}))
+    assert Embedder(root).max_length == 100
+
+
 def test_feeds_only_declared_inputs_int32(tmp_path):
     # No token_type_ids input, int32 ids, position_ids: what the graph declares.
     root, weights = tm.make_model_dir(tmp_path / "m", style="bert", token_types=False, positions=True,

@@ -151,11 +151,14 @@ def make_model(path: Path, weights: TinyWeights, *, layout: str = "plain", token
 
 def make_model_dir(root: Path, *, hidden: int = 24, layout: str = "plain", style: str = "bert",
                    token_types: bool = True, positions: bool = False, onnx_subdir: bool = True,
-                   config: dict | None = None, seed: int = 0, **model_kwargs) -> tuple[Path, TinyWeights]:
+                   config: dict | None = None, seed: int = 0, max_pos: int = 512,
+                   **model_kwargs) -> tuple[Path, TinyWeights]:
     """A Hugging Face layout directory: tokenizer.json, onnx/model.onnx (or
-    model.onnx), config.json. Returns (directory, weights)."""
+    model.onnx), config.json. max_pos: rows of the position table (with
+    positions=True, longer sequences fail inside ONNX Runtime). Returns
+    (directory, weights)."""
     root.mkdir(parents=True, exist_ok=True)
-    weights = TinyWeights(hidden, seed)
+    weights = TinyWeights(hidden, seed, max_pos)
     make_tokenizer(style).save(str(root / "tokenizer.json"))
     onnx_path = root / "onnx" / "model.onnx" if onnx_subdir else root / "model.onnx"
     make_model(onnx_path, weights, layout=layout, token_types=token_types, positions=positions, **model_kwargs)
@@ -176,3 +179,19 @@ def random_texts(n: int, seed: int = 1, max_words: int = 30) -> list:
             words[int(rng.integers(0, k))] = "oov"
         texts.append(" ".join(words))
     return texts
+
+
+SHORT_POSITIONS = 160
+
+
+def make_short_position_model(root: Path, hidden: int = 32) -> tuple[Path, TinyWeights]:
+    """A pplx-layout model (qwen-style tokenizer, position ids) whose
+    position table has SHORT_POSITIONS rows while its tokenizer_config.json
+    allows 1024 tokens: a longer sequence fails inside ONNX Runtime unless
+    the embedder truncates at the smaller limit."""
+    root, weights = make_model_dir(root, hidden=hidden, layout="pplx", style="qwen", token_types=False,
+                                   positions=True, max_pos=SHORT_POSITIONS,
+                                   config={"model_type": "tiny", "max_position_embeddings": SHORT_POSITIONS})
+    (root / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 1024,
+                                                            "sep_token": "<|endoftext|>"}))
+    return root, weights

@@ -1,4 +1,4 @@
-"""The `pplx-kernels` command line: index, search, embed, info, bench, demo.
+"""The `pplx-kernels` command line: index, search, embed, serve, info, bench, demo.
 
 Exit codes: 0 ok, 2 usage error, 1 runtime error (missing index, bad model,
 unreadable corpus, ...). Errors go to stderr as one line; --debug shows the
@@ -223,6 +223,18 @@ def cmd_embed(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        from .serve import ServeConfig, serve
+    except ImportError as exc:
+        raise ImportError(f'serve needs the serve extra ({exc}); install it with: pip install "pplx-kernels[serve]"') from None
+    return serve(ServeConfig(
+        index_dir=args.index_dir, model=args.model, host=args.host, port=args.port, api_key=args.api_key,
+        max_batch_tokens=args.max_batch_tokens, max_client_batch_size=args.max_client_batch_size,
+        max_concurrent_requests=args.max_concurrent_requests, payload_limit=args.payload_limit,
+        threads=args.threads, max_search_batch=args.max_search_batch, request_timeout=args.request_timeout))
+
+
 def cmd_info(args) -> int:
     import importlib.util
 
@@ -394,6 +406,32 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dimensions", type=_positive, help="keep the first D dimensions (Matryoshka)")
     corpus_options(p)
     p.set_defaults(func=cmd_embed)
+
+    p = verbs.add_parser("serve", parents=[common], help="HTTP server: embeddings (TEI, OpenAI, Perplexity) "
+                         "and search", description="Serves embeddings (POST /embed, /v1/embeddings, "
+                         "/v1/contextualizedembeddings) and, with INDEX_DIR, search over it (POST /search), "
+                         "batching concurrent requests together. Prints one line when ready. SIGTERM/SIGINT "
+                         "finish the requests in flight and exit; SIGHUP reloads INDEX_DIR.")
+    p.add_argument("index_dir", metavar="INDEX_DIR", nargs="?", help="index directory to search (saved by "
+                   "'index' or Index.save); without it, embeddings only")
+    p.add_argument("--model", help="model directory (default: the one the index was built with, else the "
+                   "built-in all-MiniLM-L6-v2)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
+    p.add_argument("--api-key", help="require `Authorization: Bearer KEY` (except /health, /metrics and /)")
+    p.add_argument("--max-batch-tokens", type=_positive, default=16384,
+                   help="tokens per embedding batch across requests (default: 16384)")
+    p.add_argument("--max-client-batch-size", type=_positive, default=32,
+                   help="most inputs in one request (default: 32)")
+    p.add_argument("--max-concurrent-requests", type=_positive, default=512,
+                   help="most inputs in flight; beyond it, 429 (default: 512)")
+    p.add_argument("--payload-limit", type=_positive, default=2_000_000,
+                   help="largest request body in bytes; beyond it, 413 (default: 2000000)")
+    p.add_argument("--max-search-batch", type=_positive, default=64,
+                   help="most queries coalesced into one top-k call; 1 turns search batching off (default: 64)")
+    p.add_argument("--request-timeout", type=float, default=60.0,
+                   help="seconds before a queued request is dropped with 504 (default: 60)")
+    p.set_defaults(func=cmd_serve)
 
     p = verbs.add_parser("info", parents=[common], help="version, CPU features, chosen kernels, threads",
                          description="Shows the version, detected CPU features, the kernel each family "

@@ -176,6 +176,7 @@ class Embedder:
         # model's pads and truncates to 128): we pad per batch ourselves.
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_length)
+        self._left_tokenizer = None  # made by tokenize(direction="left") on first use
         self._pad_id = self._find_pad_id()
         self._sep_token = sep_token if sep_token is not None else self._default_sep_token(tok_config)
         self._dim = self._static_dim()
@@ -229,16 +230,17 @@ class Embedder:
         return any(isinstance(n, str) and "pplx" in n.lower() for n in names)
 
     def _default_max_length(self, config, tok_config, st_config) -> int:
+        """The smallest limit the model folder states, as sentence-transformers
+        does: a tokenizer allowing 1024 tokens in front of a 160-row position
+        table must truncate at 160, or ONNX Runtime fails inside the graph."""
         candidates = (
             st_config.get("max_seq_length"),
             tok_config.get("model_max_length"),
             config.get("max_position_embeddings"),
         )
-        for v in candidates:
-            # Hugging Face writes model_max_length = 1e30 for "no limit".
-            if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**7:
-                return v
-        return _FALLBACK_MAX_LENGTH
+        # Hugging Face writes model_max_length = 1e30 for "no limit".
+        limits = [v for v in candidates if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**7]
+        return min(limits) if limits else _FALLBACK_MAX_LENGTH
 
     def _find_pad_id(self) -> int:
         # Padded positions are masked out, so the id only has to be valid.
@@ -380,6 +382,36 @@ class Embedder:
             if bar is not None:
                 bar.close()
         self.last_timings = stats
+
+    def tokenize(self, texts, *, direction="right") -> list:
+        """Tokenizer encodings of texts (a list of str), each cut to
+        max_length tokens from the `direction` end ("right" keeps the start,
+        "left" the end); an encoding that was cut has a non-empty
+        .overflowing. For callers that batch texts themselves (the server):
+        pass the encodings on to pool_encodings."""
+        if direction not in ("right", "left"):
+            raise ValueError(f"direction: expected 'right' or 'left', got {direction!r}")
+        if direction == "right":
+            return self._tokenize(texts)
+        if self._left_tokenizer is None:
+            tok = type(self._tokenizer).from_str(self._tokenizer.to_str())
+            tok.enable_truncation(self.max_length, direction="left")
+            self._left_tokenizer = tok
+        try:
+            return self._left_tokenizer.encode_batch(texts)
+        except Exception as exc:
+            raise ValueError(f"texts: the tokenizer failed: {exc}") from None
+
+    def pool_encodings(self, encodings: list) -> np.ndarray:
+        """Float32 mean-pooled vectors [N, dim] of encodings from tokenize(),
+        in their order, run in length-sorted batches of batch_tokens."""
+        pooled = np.empty((len(encodings), self.dim), dtype=np.float32)
+
+        def pool_batch(start, idx, hidden, mask):
+            pooled[start + idx] = mean_pool(hidden, mask, threads=self.threads)
+
+        self._embed(len(encodings), lambda a, b: encodings[a:b], pool_batch, False, "text")
+        return pooled
 
     def _pooled(self, texts, dimensions, show_progress):
         """Float32 [N, dim] mean-pooled vectors in input order, and d."""
