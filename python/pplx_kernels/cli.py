@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .build import COMMIT_EVERY
+from .index.build import COMMIT_EVERY
 from .corpus import STDLIB, read_corpus
 
 PROG = "pplx-kernels"
@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_index(args) -> int:
-    from .build import build_index
+    from .index.build import build_index
     docs = read_corpus(args.corpus, text_field=args.text_field, id_field=args.id_field,
                        title_field=args.title_field, fmt=args.format, limit=args.limit)
     stats = build_index(docs, args.out, model=args.model, threads=args.threads, resume=args.resume,
@@ -68,7 +68,7 @@ def cmd_search(args) -> int:
         queries = [q for q in sys.stdin.read().splitlines() if q.strip()]
         if not queries:
             raise UsageError("no queries on stdin")
-    from .search_text import search_index
+    from .index.search_text import search_index
     for n, results in enumerate(search_index(args.dir, queries, k=args.k, mode=args.mode,
                                              oversample=args.oversample, model=args.model,
                                              threads=args.threads)):
@@ -164,8 +164,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .build import build_index
-    from .search_text import search_index
+    from .index.build import build_index
+    from .index.search_text import search_index
     t0 = time.perf_counter()
     out = args.out or tempfile.mkdtemp(prefix="pplx-demo-")
     try:

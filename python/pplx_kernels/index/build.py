@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .index import Index
+from . import Index
 
 COMMIT_EVERY = 4096  # rows per commit: a kill loses at most this much work
 BATCH_DOCS = 1024    # texts embedded per chunk (Embedder.encode_iter)
@@ -50,7 +50,7 @@ def build_index(documents: Iterable[dict], out: str | Path, *, model: str | Path
     `resume=True` continues an index an interrupted build left there (or
     starts one). Returns {"count": rows added now, "skipped": rows already
     there, "total", "dim", "tokens", "seconds", "bytes"}."""
-    from .embedder import Embedder
+    from ..embedder import Embedder
     commit_every = _positive(commit_every, "commit_every")
     t0 = time.perf_counter()
     emb = Embedder(model, threads=threads)
@@ -96,18 +96,18 @@ def _positive(value: Any, name: str) -> int:
 
 def _open_index(out: Path, emb: Any, resume: bool) -> Index:
     model = emb.model_info()
-    if not Index.exists(out):
-        return Index.open(out, create=True, dim=emb.dim, scheme=emb.scheme, model=model)
-    if not resume:
-        raise ValueError(f"out: {out} already holds an index; pass --resume (resume=True) to continue "
-                         f"an interrupted build, or remove it")
-    index = Index.open(out)
+    if not resume and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"out: {out} already holds an index or other files; pass --resume (resume=True) "
+                         f"to continue an interrupted build there, or choose a new directory")
+    # Creates the index, or opens the one an interrupted build left (its
+    # dim is checked here, its scheme and model below).
+    index = Index.open(out, create=True, dim=emb.dim, scheme=emb.scheme, model=model)
     built_with = index.model or {}
     problem = None
     if built_with.get("sha256") != model["sha256"]:
         problem = f"model {built_with.get('name')!r}, not {model['name']!r} (pass the same --model)"
-    elif index.dim != emb.dim or index.scheme != emb.scheme:
-        problem = f"{index.dim} dims and scheme {index.scheme!r}, not {emb.dim} and {emb.scheme!r}"
+    elif index.scheme != emb.scheme:
+        problem = f"scheme {index.scheme!r}, not the model's {emb.scheme!r}"
     if problem:
         index.close()
         raise ValueError(f"out: the index in {out} was built with {problem}")
@@ -119,19 +119,19 @@ def _with_ids(documents: Iterator[dict]) -> Iterator[tuple[int, dict]]:
     use_corpus_ids = None
     for row, doc in enumerate(documents):
         corpus_id = doc.get("id")
-        is_int = isinstance(corpus_id, (int, np.integer)) and not isinstance(corpus_id, bool)
-        corpus_int = int(corpus_id) if is_int else 0
+        as_int = None if isinstance(corpus_id, bool) or not isinstance(corpus_id, (int, np.integer)) \
+            else int(corpus_id)
         if use_corpus_ids is None:
-            use_corpus_ids = is_int
+            use_corpus_ids = as_int is not None
         if not use_corpus_ids:
             yield row, doc
-            continue
-        if not is_int:
+        elif as_int is None:
             raise ValueError(f"corpus: document {row} has id {corpus_id!r}, but the first document's id is "
                              f"an integer: the ids must all be integers (index ids) or none")
-        if not _INT64.min <= corpus_int <= _INT64.max:
+        elif not _INT64.min <= as_int <= _INT64.max:
             raise ValueError(f"corpus: document {row} has id {corpus_id}, outside the int64 range of index ids")
-        yield corpus_int, doc
+        else:
+            yield as_int, doc
 
 
 def _check_prefix(index: Index, docs: Iterator[tuple[int, dict]], n: int, out: Any) -> None:

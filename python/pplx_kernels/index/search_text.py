@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from .index import Index
+import numpy as np
+
+from . import Index
 
 
 def search_index(directory: str | Path, queries: list[str], *, k: int = 10, mode: str = "exact",
@@ -16,7 +18,7 @@ def search_index(directory: str | Path, queries: list[str], *, k: int = 10, mode
     "text"}]} per query, against the last committed state of an index built
     by build.build_index; "id" is the corpus's id of the document.
     model: default, the model directory the index records."""
-    from .embedder import Embedder
+    from ..embedder import Embedder
     with Index.load(directory, mmap=True) as index:
         built_with = index.model or {}
         if model is None:
@@ -27,11 +29,13 @@ def search_index(directory: str | Path, queries: list[str], *, k: int = 10, mode
                              f"than {emb.name!r}; pass the same --model")
         scores, ids = index.search(emb.encode(queries, "float", show_progress=False), k, mode=mode,
                                    oversample=oversample, threads=threads)
+        # One look-up for every hit of every query.
+        found = np.unique(ids)
+        docs = dict(zip(found.tolist(), index.documents(found)))
         for query, score_row, id_row in zip(queries, scores.tolist(), ids.tolist()):
-            docs = index.documents(id_row)
             results = []
-            for rank, (score, index_id, doc) in enumerate(zip(score_row, id_row, docs), 1):
-                doc = doc or {}
+            for rank, (score, index_id) in enumerate(zip(score_row, id_row), 1):
+                doc = docs.get(index_id) or {}
                 results.append({"rank": rank, "score": round(score, 6), "id": doc.get("id", index_id),
                                 "title": doc.get("title"), "text": doc.get("text")})
             yield {"query": query, "results": results}
