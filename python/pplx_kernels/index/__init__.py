@@ -755,6 +755,11 @@ def _open_writer(cls, path: str, *, create, dim, metric, scheme, model, mmap) ->
         index._wal.fsync()  # whatever replay kept is on disk before it is built on
         index._durable = index._wal.end
         index._lock_fd = lock_fd
+        if index._durable != manifest["wal"]["bytes"]:
+            # Records logged after the last commit survived: commit them
+            # now, so that readers see the state this writer builds on.
+            with index._commit_lock, index._lock:
+                index._write_manifest()
         return index
     except BaseException:
         storage.unlock(lock_fd)
@@ -786,10 +791,9 @@ def _migrate_legacy(path: str, mmap: bool) -> None:
 
 
 def _save_state(index: Index, state: State, path: str) -> None:
-    storage.remove_stale_beside(path)
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp, fd = storage.temp_dir_beside(path)
+        tmp, fd = storage.saving_beside(path)
         try:
             _write_fresh(tmp, index, state, generation=1)
             os.rename(tmp, path)
@@ -803,6 +807,7 @@ def _save_state(index: Index, state: State, path: str) -> None:
         return
     if not os.path.isdir(path):
         raise FileExistsError(f"path: {path} exists and is not a directory")
+    storage.remove_stale_beside(path)
     entries = set(os.listdir(path)) - {storage.LOCK_FILE}
     is_index = storage.MANIFEST in entries or legacy.HEADER_FILE in entries
     if not is_index and any(not storage.OWNED.match(e) for e in entries):

@@ -37,7 +37,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 
 import numpy as np
 
@@ -228,44 +227,56 @@ def remove_unlisted(directory: str, manifest: dict) -> list:
     return removed
 
 
-def temp_dir_beside(path: str) -> tuple[str, int]:
-    """A new directory `.NAME.saving-RANDOM` beside `path`, locked (flock on
-    the directory itself) for as long as the returned fd stays open."""
+def _beside_lock(path: str) -> int:
     parent, name = os.path.split(path)
-    tmp = os.path.join(parent, f".{name}.saving-{secrets.token_hex(6)}")
-    os.mkdir(tmp)
-    fd = try_lock(tmp, create=False)
+    return os.open(os.path.join(parent, f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def saving_beside(path: str) -> tuple[str, int]:
+    """A new temporary directory `.NAME.saving-RANDOM` beside `path` and an
+    fd holding a shared flock on `.NAME.lock` for as long as the save runs
+    (close it with unlock). Cleans stale temporaries first."""
+    fd = _beside_lock(path)
+    try:
+        _clean_beside(path, fd)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        parent, name = os.path.split(path)
+        tmp = os.path.join(parent, f".{name}.saving-{secrets.token_hex(6)}")
+        os.mkdir(tmp)
+    except BaseException:
+        os.close(fd)
+        raise
     return tmp, fd
 
 
-def remove_stale_beside(path: str, *, grace_s: float = 5.0) -> list:
-    """Deletes `.NAME.saving-*` directories whose lock is free (their saver
-    died) and `.NAME.previous-*` directories left by format-1 saves once
-    NAME is a readable index again. A directory younger than grace_s is
-    left alone: its saver may not hold the lock yet."""
+def remove_stale_beside(path: str) -> list:
+    """Deletes what interrupted saves left beside `path`: `.NAME.saving-*`
+    directories, when no save holds `.NAME.lock` (each save holds it
+    shared, so an exclusive lock proves every temporary is stale: no PIDs,
+    which mean nothing across containers), and `.NAME.previous-*`
+    directories of format-1 saves once NAME is a directory again."""
+    if not os.path.isdir(os.path.dirname(path)):
+        return []
+    fd = _beside_lock(path)
+    try:
+        return _clean_beside(path, fd)
+    finally:
+        os.close(fd)
+
+
+def _clean_beside(path: str, fd: int) -> list:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return []  # a save is running
+        raise
     parent, name = os.path.split(path)
     removed = []
-    try:
-        entries = os.listdir(parent)
-    except FileNotFoundError:
-        return removed
-    for entry in entries:
-        full = os.path.join(parent, entry)
-        if entry.startswith(f".{name}.saving-"):
-            try:
-                if time.time() - os.stat(full).st_mtime < grace_s:
-                    continue
-                fd = try_lock(full, create=False)
-            except OSError:
-                continue
-            if fd is None:
-                continue  # a live save
-            try:
-                shutil.rmtree(full, ignore_errors=True)
-                removed.append(entry)
-            finally:
-                unlock(fd)
-        elif entry.startswith(f".{name}.previous-") and os.path.isdir(path):
-            shutil.rmtree(full, ignore_errors=True)
+    for entry in os.listdir(parent):
+        stale = entry.startswith(f".{name}.saving-") or (
+            entry.startswith(f".{name}.previous-") and os.path.isdir(path))
+        if stale:
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
             removed.append(entry)
     return removed
