@@ -126,6 +126,17 @@ def matches(found: dict, expected: dict) -> bool:
     return True
 
 
+def _child(work, *args) -> None:
+    """Runs work(*args) in a forked child, which must never return."""
+    try:
+        work(*args)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    finally:
+        os._exit(1)
+
+
 def crash_loop(path: str, kills: int, seed: int) -> dict:
     """Forks a writer `kills` times, kills it, verifies; returns counts."""
     rng = np.random.default_rng(seed)
@@ -137,10 +148,7 @@ def crash_loop(path: str, kills: int, seed: int) -> dict:
             os.unlink(journal)
         pid = os.fork()
         if pid == 0:  # the child never returns
-            try:
-                writer(path, journal, seed * 100003 + k)
-            finally:
-                os._exit(1)
+            _child(writer, path, journal, seed * 100003 + k)
         time.sleep(float(rng.uniform(0.005, 0.15)))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
@@ -207,22 +215,25 @@ def committed_states(seed: int, rounds: int) -> list:
     return plan
 
 
-def reader(path: str, seed: int, rounds: int, seconds: float) -> dict:
-    """Loads and searches until `seconds` pass; checks every snapshot against
-    the committed states of the writer's plan."""
+def reader(path: str, seed: int, rounds: int, stop_file: str) -> dict:
+    """Loads and searches until the writer is done (stop_file exists), and
+    once more after; checks every snapshot against the committed states of
+    the writer's plan."""
     states, live = {frozenset()}, set()
     for adds, removes in committed_states(seed, rounds):
         live = (live - set(removes)) | set(adds)
         states.add(frozenset(live))
     rng = np.random.default_rng(os.getpid())
-    checks, deadline = 0, time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    checks, last, deadline, generations = 0, False, time.monotonic() + 300, set()
+    while not last and time.monotonic() < deadline:
+        last = os.path.exists(stop_file)
         try:
             index = Index.load(path)
         except FileNotFoundError:
             continue  # not created yet
         ids = index.ids.tolist()
         assert frozenset(ids) in states, f"snapshot of {len(ids)} ids is no committed generation"
+        generations.add(frozenset(ids))
         if not ids:
             continue
         queries = rng.integers(-127, 128, (3, DIM), dtype=np.int8)
@@ -237,37 +248,34 @@ def reader(path: str, seed: int, rounds: int, seconds: float) -> dict:
         assert np.allclose([[sim[m, where[i]] for i in row] for m, row in enumerate(found.tolist())], scores,
                            atol=2e-6)
         checks += 1
-    return {"checks": checks}
+    return {"checks": checks, "generations": len(generations)}
 
 
 def test_readers_see_one_committed_generation(tmp_path):
-    path, seed, rounds = str(tmp_path / "ix"), 5, 60
+    path, seed, rounds, stop = str(tmp_path / "ix"), 5, 60, str(tmp_path / "done")
     plan = committed_states(seed, rounds)
     code = f"import sys; sys.path[:0] = [{TESTS_DIR!r}, {PYTHON_DIR!r}]; import json, test_index_crash as t; " \
-           f"print(json.dumps(t.reader({path!r}, {seed}, {rounds}, 4.0)))"
+           f"print(json.dumps(t.reader({path!r}, {seed}, {rounds}, {stop!r})))"
     readers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(2)]
     index = Index.open(path, create=True, dim=DIM, flush_rows=100)
     index.commit()
-    deadline = time.monotonic() + 4.0
-    r = 0
-    while time.monotonic() < deadline:
-        adds, removes = plan[r % rounds] if r < rounds else ([], [])
-        if r < rounds:
-            index.add(rows(adds, 0), adds)
-            index.remove(removes)
-            index.commit()
-            if r % 7 == 6:
-                index.compact()
-        else:
-            time.sleep(0.01)
-        r += 1
+    time.sleep(0.5)  # let the readers start
+    for r, (adds, removes) in enumerate(plan):
+        index.add(rows(adds, 0), adds)
+        index.remove(removes)
+        index.commit()
+        if r % 7 == 6:
+            index.compact()
     index.close()
+    open(stop, "w").close()
+    seen = []
     for proc in readers:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-4000:]
-        assert json.loads(out.strip().splitlines()[-1])["checks"] > 0
-    assert r >= rounds, "the writer did not finish its plan"
+        seen.append(json.loads(out.strip().splitlines()[-1]))
+    assert all(r["checks"] > 0 for r in seen)
+    assert max(r["generations"] for r in seen) > 2, f"the readers did not overlap the writer: {seen}"
 
 
 # --- interrupted saves ------------------------------------------------------------------
@@ -311,10 +319,7 @@ def save_crash_loop(root: str, kills: int, seed: int) -> dict:
                           docs=[{"t": i} for i in range(40)], model_dir="/models/x")
         pid = os.fork()
         if pid == 0:
-            try:
-                saver(root, k)
-            finally:
-                os._exit(1)
+            _child(saver, root, k)
         time.sleep(float(rng.uniform(0.005, 0.12)))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -7,8 +7,17 @@ import numpy as np
 import pytest
 
 from pplx_kernels import Index
+from pplx_kernels.index import state
 
 DIM = 40
+
+
+@pytest.fixture(autouse=True, params=["candidates", "runs"])
+def scan_path(request, monkeypatch):
+    """Every test twice: parts with excluded rows scanned through candidate
+    lists, and as runs of consecutive rows."""
+    monkeypatch.setattr(state, "_MAX_RUNS", 1 if request.param == "candidates" else 10**9)
+    return request.param
 
 
 def cosine_reference(queries, database):

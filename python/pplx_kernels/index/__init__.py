@@ -37,7 +37,7 @@ published State (state.py), which no mutation changes.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import os
 import threading
@@ -47,8 +47,7 @@ import numpy as np
 from .._validate import array_arg, float32_arg, positive_int_arg, rows_arg, threads_arg
 from ..quantize import SCHEMES, Quantized, pack_bits, quantize, quantize_fused
 from ..search import norms as _norms
-from . import documents, legacy, segments, storage, wal
-from .segments import Part
+from . import directory, documents, legacy, segments, storage, wal
 from .state import Memtable, State
 from .storage import IndexFormatError, IndexLockedError
 
@@ -283,7 +282,7 @@ class Index:
                 i = next(j for j, s in enumerate(segs) if s.name == part.name)
                 dead = np.zeros(part.count, bool) if part.dead is None else part.dead.copy()
                 dead[rows] = True
-                segs[i] = _with_dead(segs[i], dead)
+                segs[i] = segments.with_dead(segs[i], dead)
                 self._dirty.add(part.name)
         self._segments = tuple(segs)
         self._publish(state.idmap)
@@ -406,7 +405,7 @@ class Index:
             if not os.path.exists(path) and not create:
                 raise FileNotFoundError(f"path: no index at {path} (pass create=True to make one)")
             storage.remove_stale_beside(path)
-            index = _open_writer(cls, path, create=create, dim=dim, metric=metric, scheme=scheme,
+            index = directory.open_writer(cls, path, create=create, dim=dim, metric=metric, scheme=scheme,
                                  model=model, mmap=mmap)
             index._flush_rows = flush_rows
         if dim is not None and dim != index.dim:
@@ -427,31 +426,29 @@ class Index:
         with self._commit_lock:
             if self._durable >= target and self._mem.n < self._flush_rows:
                 return  # another thread's commit covered ours
-            # Writers wait for the fsync, so the manifest (tombstones
-            # included) never runs ahead of the durable log.
             with self._lock:
-                self._wal.fsync()
-                self._durable = self._wal.end
                 if self._mem.n >= self._flush_rows:
                     self._flush()
-                    self._merge_tail()
                 else:
                     self._write_manifest()
+            self._merge_tail()
 
     def compact(self) -> None:
-        """Rewrites the live rows as one segment (dropping removed rows).
-        Searches go on meanwhile, on the previous state."""
+        """Rewrites the live rows as one segment (dropping removed rows) and
+        commits. Searches, adds and removes go on meanwhile (commits wait);
+        rows removed while it runs are removed from the new segment too."""
         self._check_writable()
-        with self._commit_lock, self._lock:
-            if self._dir is None:
-                self._compact_memory()
-                return
-            self._wal.fsync()
-            self._durable = self._wal.end
-            self._flush()
-            if len(self._segments) > 1 or any(s.dead is not None for s in self._segments):
-                self._merge(0, len(self._segments))
-            self._write_manifest()
+        with self._commit_lock:
+            with self._lock:
+                if self._dir is None:
+                    self._compact_memory()
+                    return
+                self._flush()
+                n = len(self._segments)
+                if n <= 1 and not any(s.dead is not None for s in self._segments):
+                    self._write_manifest()
+                    return
+            self._merge(0, n)
 
     def close(self) -> None:
         """Commits a writable index, releases its lock and files; later
@@ -477,24 +474,27 @@ class Index:
         for p in state.parts:
             rows = p.live_rows()
             if len(rows):
-                mem.append(p.codes[rows], p.norms[rows], p.bits[rows], p.ids[rows], p.docs.all(rows))
+                mem.append(p.codes[rows], p.norms[rows], p.bits[rows], p.ids[rows], p.docs.get(rows))
         self._segments, self._mem = (), mem
         self._publish(None)
 
     def _write_manifest(self) -> None:
         """A new manifest for the current segments and committed log length
-        (called with both locks held)."""
+        (called with both locks held). The log is fsynced first: a manifest
+        (its tombstones included) never runs ahead of the durable log."""
+        self._wal.fsync()
+        self._durable = self._wal.end
         self._generation += 1
         for i, seg in enumerate(self._segments):
             if seg.name in self._dirty:
                 entry = dict(seg.entry, deleted=segments.write_deleted(self._dir, seg.name, self._generation, seg.dead))
-                self._segments = self._segments[:i] + (_with_entry(seg, entry),) + self._segments[i + 1:]
+                self._segments = self._segments[:i] + (dataclasses.replace(seg, entry=entry),) + self._segments[i + 1:]
         if self._dirty:
             storage.fsync_dir(self._dir)
         self._dirty.clear()
         manifest = {
             "generation": self._generation, "dim": self._dim, "metric": self._metric, "scheme": self._scheme,
-            "model": self._model, "next_id": self._next_id, "created_by": _version(),
+            "model": self._model, "next_id": self._next_id, "created_by": storage.created_by(),
             "segments": [s.entry for s in self._segments],
             "wal": {"file": os.path.basename(self._wal.path), "bytes": self._durable},
         }
@@ -503,11 +503,11 @@ class Index:
         self._manifest = manifest
         self._publish(self._state.idmap)
         if old is not None:
-            _remove_files(self._dir, storage.listed_files(old) - storage.listed_files(manifest))
+            storage.remove_files(self._dir, storage.listed_files(old) - storage.listed_files(manifest))
 
     def _flush(self) -> None:
         """The in-memory rows become segment seg-G and the log starts anew
-        (both locks held; the log must be durable up to its end)."""
+        (both locks held). The new manifest makes everything durable at once."""
         if self._mem.n == 0:
             return
         self._generation += 1
@@ -516,7 +516,7 @@ class Index:
         entry = segments.write(self._dir, name, [(part, np.arange(part.count))], self._dim)
         seg = segments.open_segment(self._dir, entry, self._dim, part.start, mmap=self._mmap, verify=False)
         if part.dead is not None:
-            seg = _with_dead(seg, part.dead)
+            seg = segments.with_dead(seg, part.dead)
             self._dirty.add(name)
         new_wal = os.path.join(self._dir, f"wal-{self._generation:06d}.log")
         wal.create(new_wal)
@@ -531,7 +531,8 @@ class Index:
         self._write_manifest()
 
     def _merge_tail(self) -> None:
-        """Merges the last MERGE_FANOUT segments while they share a size tier."""
+        """Merges the last MERGE_FANOUT segments while they share a size tier
+        (commit lock held)."""
         def tier(seg):
             return int(math.log(max(seg.count, 1) / self._flush_rows + 1, MERGE_FANOUT))
         while len(self._segments) >= MERGE_FANOUT:
@@ -539,24 +540,37 @@ class Index:
             if len({tier(s) for s in tail}) != 1:
                 break
             self._merge(len(self._segments) - MERGE_FANOUT, len(self._segments))
-            self._write_manifest()
 
     def _merge(self, lo: int, hi: int) -> None:
-        """Segments [lo, hi) become one segment of their live rows (both
-        locks held; the caller writes the manifest)."""
-        old = self._segments[lo:hi]
-        start = old[0].start
-        self._generation += 1
-        name = f"seg-{self._generation:06d}"
+        """Segments [lo, hi) become one segment of their live rows, and a
+        manifest says so. Called with the commit lock only: the segment list
+        cannot change (only flushes and merges change it, under the commit
+        lock), but rows may be removed while the new segment is written."""
+        with self._lock:
+            old = self._segments[lo:hi]
+            self._generation += 1
+            name = f"seg-{self._generation:06d}"
         sources = [(s, s.live_rows()) for s in old]
         entry = segments.write(self._dir, name, sources, self._dim)
         storage.fsync_dir(self._dir)
-        merged = segments.open_segment(self._dir, entry, self._dim, start, mmap=self._mmap, verify=False)
-        shift = sum(s.count for s in old) - merged.count
-        after = tuple(s.moved(s.start - shift) for s in self._segments[hi:])
-        self._segments = self._segments[:lo] + (merged,) + after
-        self._dirty -= {s.name for s in old}
-        self._publish(None)  # positions moved: the id map is rebuilt on demand
+        merged = segments.open_segment(self._dir, entry, self._dim, old[0].start, mmap=self._mmap, verify=False)
+        with self._lock:
+            now = self._segments[lo:hi]
+            # Rows removed meanwhile: their place in the merged segment.
+            dead, offset = np.zeros(merged.count, bool), 0
+            for seg, (_, rows) in zip(now, sources):
+                if seg.dead is not None:
+                    dead[offset + np.flatnonzero(seg.dead[rows])] = True
+                offset += len(rows)
+            if dead.any():
+                merged = segments.with_dead(merged, dead)
+                self._dirty.add(merged.name)
+            shift = sum(s.count for s in old) - merged.count
+            after = tuple(s.moved(s.start - shift) for s in self._segments[hi:])
+            self._segments = self._segments[:lo] + (merged,) + after
+            self._dirty -= {s.name for s in old}
+            self._publish(None)  # positions moved: the id map is rebuilt on demand
+            self._write_manifest()
 
     # --- save / load ---------------------------------------------------------------
 
@@ -570,7 +584,7 @@ class Index:
             self.compact()
             return
         state = self._state
-        _save_state(self, state, path)
+        directory.save_state(self, state, path)
 
     @classmethod
     def load(cls, path, *, mmap=True, verify=None) -> "Index":
@@ -589,11 +603,11 @@ class Index:
             try:
                 if not os.path.exists(os.path.join(path, storage.MANIFEST)):
                     if os.path.exists(os.path.join(path, legacy.HEADER_FILE)):
-                        return _load_legacy(cls, path, mmap=mmap, verify=verify)
+                        return directory.load_legacy(cls, path, mmap=mmap, verify=verify)
                     raise IndexFormatError(f"{path}: not a pplx-kernels index (no {storage.MANIFEST})")
                 manifest = storage.read_manifest(path)
-                index = _from_manifest(cls, path, manifest, mmap=mmap, verify=verify)
-                records, _ = _read_log(path, manifest, limit=manifest["wal"]["bytes"])
+                index = directory.from_manifest(cls, path, manifest, mmap=mmap, verify=verify)
+                records, _ = directory.read_log(path, manifest, limit=manifest["wal"]["bytes"])
                 with index._lock:
                     for r in records:
                         index._apply(r.kind, r.ids, r.codes, r.bits, r.docs)
@@ -606,11 +620,6 @@ class Index:
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def _version() -> str:
-    from .. import __version__
-    return f"pplx-kernels {__version__}"
 
 
 def _model_arg(model) -> dict:
@@ -651,179 +660,3 @@ def _ids_arg(ids, m, allow_repeats: bool = False, name: str = "ids") -> np.ndarr
         if len(dup):
             raise ValueError(f"{name}: id {int(dup[0])} appears more than once")
     return a
-
-
-def _with_dead(seg: Part, dead: np.ndarray) -> Part:
-    from dataclasses import replace
-    return replace(seg, dead=segments.readonly(dead) if dead.any() else None)
-
-
-def _with_entry(seg: Part, entry: dict) -> Part:
-    from dataclasses import replace
-    return replace(seg, entry=entry)
-
-
-def _remove_files(directory: str, names) -> None:
-    for name in names:
-        try:
-            os.unlink(os.path.join(directory, name))
-        except FileNotFoundError:
-            pass
-
-
-def _read_log(path: str, manifest: dict, limit=None):
-    return wal.read(os.path.join(path, manifest["wal"]["file"]), manifest["dim"], limit)
-
-
-def _from_manifest(cls, path: str, manifest: dict, *, mmap: bool, verify: bool) -> Index:
-    if manifest.get("metric") not in METRICS or manifest.get("scheme") not in SCHEMES:
-        raise IndexFormatError(f"{path}: {storage.MANIFEST} has an unknown metric or scheme "
-                               f"({manifest.get('metric')!r}, {manifest.get('scheme')!r})")
-    index = cls(manifest["dim"], metric=manifest["metric"], scheme=manifest["scheme"], model=manifest.get("model"))
-    start, segs = 0, []
-    for entry in manifest["segments"]:
-        seg = segments.open_segment(path, entry, index.dim, start, mmap=mmap, verify=verify)
-        segs.append(seg)
-        start += seg.count
-    index._segments = tuple(segs)
-    index._next_id = int(manifest.get("next_id", 0))
-    index._generation = int(manifest["generation"])
-    index._manifest = manifest
-    index._dir = path
-    index._mmap = mmap
-    index._publish(None)
-    return index
-
-
-def _load_legacy(cls, path: str, *, mmap: bool, verify: bool) -> Index:
-    loaded = legacy.load(path, mmap=mmap, verify=verify)
-    h = loaded.header
-    if h.get("metric") not in METRICS or h.get("scheme") not in SCHEMES:
-        raise IndexFormatError(
-            f"{path}: header.json has an unknown metric or scheme ({h.get('metric')!r}, {h.get('scheme')!r})")
-    model = dict(h.get("model") or {})
-    try:  # format 1 kept the model directory in the CLI's cli.json
-        with open(os.path.join(path, "cli.json"), encoding="utf-8") as fh:
-            model.setdefault("path", json.load(fh).get("model_dir"))
-    except (OSError, ValueError, AttributeError):
-        pass
-    index = cls(h["dim"], metric=h["metric"], scheme=h["scheme"], model=model)
-    a = loaded.arrays
-    docs_path = os.path.join(path, "docs.jsonl") if "docs.jsonl" in h["files"] else None
-    part = Part(segments.readonly(a["codes"]), segments.readonly(a["norms"]), segments.readonly(a["bits"]),
-                segments.readonly(a["ids"]), documents.Lines(docs_path, h["count"]), None, 0, "legacy")
-    index._segments = (part,)
-    index._next_id = int(a["ids"].max()) + 1 if h["count"] else 0
-    index._readonly = True
-    index._dir = path
-    index._publish(None)
-    return index
-
-
-def _open_writer(cls, path: str, *, create, dim, metric, scheme, model, mmap) -> Index:
-    if not os.path.exists(path):
-        os.makedirs(path)
-    if not os.path.isdir(path):
-        raise FileExistsError(f"path: {path} exists and is not a directory")
-    lock_fd = storage.lock_writer(path)
-    try:
-        has_manifest = os.path.exists(os.path.join(path, storage.MANIFEST))
-        if not has_manifest and os.path.exists(os.path.join(path, legacy.HEADER_FILE)):
-            _migrate_legacy(path, mmap)
-        elif not has_manifest:
-            foreign = [e for e in os.listdir(path) if e != storage.LOCK_FILE and not storage.OWNED.match(e)]
-            if foreign:
-                raise FileExistsError(f"path: {path} exists and is not a pplx-kernels index; refusing to use it")
-            if not create:
-                raise FileNotFoundError(f"path: no index at {path} (pass create=True to make one)")
-            if dim is None:
-                raise ValueError("dim: needed to create an index")
-            empty = Index(dim, metric=metric, scheme=scheme, model=model)
-            storage.remove_unlisted(path, {})
-            _write_fresh(path, empty, empty._state, generation=1)
-        manifest = storage.read_manifest(path)
-        storage.remove_unlisted(path, manifest)
-        _remove_files(path, [f for f in legacy.FILES if os.path.exists(os.path.join(path, f))])
-        index = _from_manifest(cls, path, manifest, mmap=mmap, verify=False)
-        if model is not None and _model_arg(model) != index._model:
-            pass  # metadata given to open an existing index is not checked: the manifest wins
-        records, end = _read_log(path, manifest)
-        with index._lock:
-            for r in records:
-                index._apply(r.kind, r.ids, r.codes, r.bits, r.docs)
-        index._wal = wal.Writer(os.path.join(path, manifest["wal"]["file"]), max(end, len(wal.MAGIC)))
-        index._wal.fsync()  # whatever replay kept is on disk before it is built on
-        index._durable = index._wal.end
-        index._lock_fd = lock_fd
-        if index._durable != manifest["wal"]["bytes"]:
-            # Records logged after the last commit survived: commit them
-            # now, so that readers see the state this writer builds on.
-            with index._commit_lock, index._lock:
-                index._write_manifest()
-        return index
-    except BaseException:
-        storage.unlock(lock_fd)
-        raise
-
-
-def _write_fresh(directory: str, index: Index, state: State, generation: int) -> None:
-    """Writes the live rows of `state` as segment seg-G, an empty log and
-    manifest G into `directory` (lock held or directory private)."""
-    name = f"seg-{generation:06d}"
-    sources = [(p, p.live_rows()) for p in state.parts if p.count]
-    entries = []
-    if sum(len(r) for _, r in sources):
-        entries.append(segments.write(directory, name, sources, index.dim))
-    wal_name = f"wal-{generation:06d}.log"
-    wal.create(os.path.join(directory, wal_name))
-    storage.fsync_dir(directory)
-    storage.write_manifest(directory, {
-        "generation": generation, "dim": index.dim, "metric": index.metric, "scheme": index.scheme,
-        "model": index._model, "next_id": index._next_id, "created_by": _version(),
-        "segments": entries, "wal": {"file": wal_name, "bytes": len(wal.MAGIC)}})
-
-
-def _migrate_legacy(path: str, mmap: bool) -> None:
-    """Rewrites a format-1 directory in place as format 2 (lock held)."""
-    old = _load_legacy(Index, path, mmap=True, verify=True)
-    storage.remove_unlisted(path, {})
-    _write_fresh(path, old, old._state, generation=1)
-
-
-def _save_state(index: Index, state: State, path: str) -> None:
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp, fd = storage.saving_beside(path)
-        try:
-            _write_fresh(tmp, index, state, generation=1)
-            os.rename(tmp, path)
-            storage.fsync_dir(os.path.dirname(path))
-        except BaseException:
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        finally:
-            storage.unlock(fd)
-        return
-    if not os.path.isdir(path):
-        raise FileExistsError(f"path: {path} exists and is not a directory")
-    storage.remove_stale_beside(path)
-    entries = set(os.listdir(path)) - {storage.LOCK_FILE}
-    is_index = storage.MANIFEST in entries or legacy.HEADER_FILE in entries
-    if not is_index and any(not storage.OWNED.match(e) for e in entries):
-        raise FileExistsError(f"path: {path} exists and is not a pplx-kernels index; refusing to replace it")
-    lock_fd = storage.lock_writer(path)
-    try:
-        generation, listed = 1, {}
-        if storage.MANIFEST in entries:
-            try:
-                listed = storage.read_manifest(path)
-                generation = listed["generation"] + 1
-            except IndexFormatError:  # a damaged index may be replaced
-                generation = 1 + max([int(e[4:10]) for e in entries if e[4:10].isdigit()] or [0])
-        storage.remove_unlisted(path, listed)  # a killed save's files
-        _write_fresh(path, index, state, generation)
-        storage.remove_unlisted(path, storage.read_manifest(path))
-        _remove_files(path, [f for f in legacy.FILES if f in entries])
-    finally:
-        storage.unlock(lock_fd)

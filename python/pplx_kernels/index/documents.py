@@ -54,8 +54,11 @@ class InMemory:
     def get(self, rows) -> list:
         return [self.blobs[r] for r in rows]
 
-    def all(self, rows) -> list:
-        return self.get(rows)
+    def lines(self, rows) -> tuple[bytes, np.ndarray]:
+        """These rows as JSON Lines (`null` for no document) and each line's length."""
+        blobs = [b"null" if b is None else b for b in self.get(rows)]
+        lengths = np.fromiter(map(len, blobs), np.uint64, len(blobs)) + np.uint64(1)
+        return b"\n".join(blobs) + b"\n" if blobs else b"", lengths
 
 
 class OnDisk:
@@ -75,18 +78,23 @@ class OnDisk:
             out.append(None if blob == b"null" else blob)
         return out
 
-    def all(self, rows) -> list:
-        """Like get, for many ascending rows: one read of their span."""
+    def lines(self, rows) -> tuple[bytes, np.ndarray]:
+        """Ascending rows as JSON Lines and each line's length: one read of
+        their span, the lines gathered with numpy (no loop per row)."""
         rows = np.asarray(rows, np.int64)
         if not len(rows):
-            return []
-        lo, hi = int(self._offsets[rows[0]]), int(self._offsets[rows[-1] + 1])
-        data = os.pread(self._file.fileno(), hi - lo, lo)
-        out = []
-        for r in rows.tolist():
-            blob = data[int(self._offsets[r]) - lo:int(self._offsets[r + 1]) - 1 - lo]
-            out.append(None if blob == b"null" else blob)
-        return out
+            return b"", np.empty(0, np.uint64)
+        starts = np.asarray(self._offsets[rows], np.int64)
+        ends = np.asarray(self._offsets[rows + 1], np.int64)
+        lo, hi = int(starts[0]), int(ends[-1])
+        span = np.frombuffer(os.pread(self._file.fileno(), hi - lo, lo), np.uint8)
+        lengths = ends - starts
+        if np.array_equal(starts[1:], ends[:-1]):  # contiguous rows: the span is the answer
+            return span.tobytes(), lengths.astype(np.uint64)
+        # Byte j of the output comes from starts[row] - lo + (j - first output byte of row).
+        first = np.cumsum(lengths) - lengths
+        take = np.arange(int(lengths.sum())) + np.repeat(starts - lo - first, lengths)
+        return span[take].tobytes(), lengths.astype(np.uint64)
 
 
 class Lines:
@@ -113,4 +121,5 @@ class Lines:
             return [None] * len(rows)
         return [disk.get([r])[0] if r < self._lines else None for r in rows]
 
-    all = get
+    def lines(self, rows) -> tuple[bytes, np.ndarray]:
+        return InMemory(self.get(rows)).lines(range(len(rows)))

@@ -27,28 +27,39 @@ def _merge(a, b, live=None):
 
 
 class IdMap:
-    def __init__(self, ids: np.ndarray, positions: np.ndarray):
-        order = np.argsort(ids, kind="stable")
-        self._runs = ((ids[order], positions[order]), _EMPTY)  # (base, recent): replaced whole
+    """Immutable: add() returns a new map (sharing arrays), so each published
+    state keeps the map that matches its rows."""
 
-    def add(self, ids: np.ndarray, positions: np.ndarray, live) -> None:
+    def __init__(self, runs):
+        self._runs = runs  # (base, recent), each (sorted ids, positions)
+
+    @classmethod
+    def build(cls, ids: np.ndarray, positions: np.ndarray) -> "IdMap":
+        order = np.argsort(ids, kind="stable")
+        return cls(((ids[order], positions[order]), _EMPTY))
+
+    def add(self, ids: np.ndarray, positions: np.ndarray, live) -> "IdMap":
         base, recent = self._runs
         recent = _merge(recent, (ids, positions), live)
         if len(recent[0]) > max(len(base[0]) // 4, 1 << 16):
             base, recent = _merge(base, recent, live), _EMPTY
-        self._runs = (base, recent)
+        return IdMap((base, recent))
 
     def lookup(self, ids: np.ndarray, live) -> np.ndarray:
         """Positions of `ids` (-1 where absent or removed)."""
+        order = np.argsort(ids, kind="stable")  # sorted needles: a cache-friendly search
+        needles = ids[order]
         found = np.full(len(ids), -1, np.int64)
         for sorted_ids, pos in reversed(self._runs):
             todo = np.flatnonzero(found < 0)
             if not len(todo) or not len(sorted_ids):
                 continue
-            q = ids[todo]
+            q = needles[todo]
             i = np.minimum(np.searchsorted(sorted_ids, q), len(sorted_ids) - 1)
             hit = sorted_ids[i] == q
             cand = pos[i[hit]]
             ok = live(cand)
             found[todo[hit][ok]] = cand[ok]
-        return found
+        out = np.empty_like(found)
+        out[order] = found
+        return out

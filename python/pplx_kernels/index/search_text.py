@@ -30,7 +30,7 @@ def search_index(directory: str | Path, queries: list[str], *, k: int = 10, mode
         scores, ids = index.search(emb.encode(queries, "float", show_progress=False), k, mode=mode,
                                    oversample=oversample, threads=threads)
         # One look-up for every hit of every query.
-        found = np.unique(ids)
+        found = np.unique(ids[ids >= 0])
         docs = dict(zip(found.tolist(), index.documents(found)))
         for query, score_row, id_row in zip(queries, scores.tolist(), ids.tolist()):
             results = []

@@ -85,11 +85,6 @@ def write(directory: str, name: str, sources: list, dim: int) -> dict:
             for lo in range(0, len(rows), _ROWS_PER_CHUNK):
                 yield getattr(part, key)[rows[lo:lo + _ROWS_PER_CHUNK]]
 
-    def doc_blobs():
-        for part, rows in sources:
-            for lo in range(0, len(rows), _ROWS_PER_CHUNK):
-                yield [b"null" if d is None else d for d in part.docs.all(rows[lo:lo + _ROWS_PER_CHUNK])]
-
     files = {}
     for key in ("codes", "norms", "bits", "ids"):
         suffix, dtype, _ = ARRAYS[key]
@@ -99,17 +94,24 @@ def write(directory: str, name: str, sources: list, dim: int) -> dict:
     lengths = []
 
     def doc_lines():
-        for blobs in doc_blobs():
-            lengths.extend(len(b) + 1 for b in blobs)
-            yield b"".join(b + b"\n" for b in blobs)
+        for part, rows in sources:
+            for lo in range(0, len(rows), _ROWS_PER_CHUNK):
+                data, line_lengths = part.docs.lines(rows[lo:lo + _ROWS_PER_CHUNK])
+                lengths.append(line_lengths)
+                yield data
 
     fname = f"{name}.docs.jsonl"
     files["docs"] = dict(write_file(os.path.join(directory, fname), doc_lines()), file=fname)
     offsets = np.zeros(n + 1, np.uint64)
-    offsets[1:] = np.cumsum(np.array(lengths, np.uint64))
+    offsets[1:] = np.cumsum(np.concatenate(lengths or [np.empty(0, np.uint64)]))
     fname = f"{name}.{ARRAYS['docs_offsets'][0]}"
     files["docs_offsets"] = dict(write_file(os.path.join(directory, fname), array_bytes(offsets)), file=fname)
     return {"name": name, "count": n, "files": files, "deleted": None}
+
+
+def with_dead(seg: Part, dead: np.ndarray) -> Part:
+    """The segment with this tombstone mask (None when no row is removed)."""
+    return replace(seg, dead=readonly(dead) if dead.any() else None)
 
 
 def write_deleted(directory: str, name: str, generation: int, dead: np.ndarray) -> dict:

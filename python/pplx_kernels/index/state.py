@@ -22,6 +22,9 @@ from .segments import Part, readonly
 # Candidate lists are [queries, rows] int64: queries go to the kernel in
 # chunks so that one chunk's list stays under this many entries (32 MB).
 _MAX_CANDIDATE_ENTRIES = 1 << 22
+# A part with fewer runs of allowed rows than this is scanned run by run
+# (plain slices, no candidate lists to build).
+_MAX_RUNS = 64
 
 
 class Memtable:
@@ -97,8 +100,8 @@ class State:
     def build_idmap(self) -> IdMap:
         live = [(p.ids[rows], rows + p.start) for p in self.parts for rows in [p.live_rows()]]
         if not live:
-            return IdMap(np.empty(0, np.int64), np.empty(0, np.int64))
-        return IdMap(np.concatenate([i for i, _ in live]), np.concatenate([r for _, r in live]).astype(np.int64))
+            return IdMap.build(np.empty(0, np.int64), np.empty(0, np.int64))
+        return IdMap.build(np.concatenate([i for i, _ in live]), np.concatenate([r for _, r in live]).astype(np.int64))
 
     def live(self, pos: np.ndarray) -> np.ndarray:
         """Which global positions hold a live row of this state."""
@@ -173,17 +176,42 @@ class State:
             s, r = _scan_part(p, rows, codes, bits, k, two_stage, oversample, threads)
             all_scores.append(s)
             all_pos.append(np.where(r >= 0, r + p.start, -1))
-        scores, pos = np.concatenate(all_scores, axis=1), np.concatenate(all_pos, axis=1)
-        if len(all_scores) > 1:  # stable: equal scores keep part order, i.e. lower positions first
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
-            scores, pos = np.take_along_axis(scores, order, 1), np.take_along_axis(pos, order, 1)
-        return scores[:, :kk], pos[:, :kk]
+        return _merge_sorted(list(zip(all_scores, all_pos)), kk)  # parts in position order
 
 
 def _scan_part(p: Part, rows, codes, bits, k: int, two_stage: bool, oversample: float, threads):
-    """Top-k of one part, restricted to `rows` (None: all) through the
-    kernels' candidate path."""
-    n_rows = p.count if rows is None else len(rows)
+    """Top-k of one part, restricted to `rows` (None: all). Few excluded
+    rows (removed or denied) leave a few runs of consecutive rows, each
+    scanned as a plain slice; otherwise the rows go to the kernels'
+    candidate path."""
+    if rows is not None and len(rows):
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        if len(breaks) < _MAX_RUNS:
+            firsts = np.concatenate([[0], breaks])
+            lasts = np.concatenate([breaks, [len(rows)]])
+            results = []
+            for a, b in zip(rows[firsts].tolist(), (rows[lasts - 1] + 1).tolist()):
+                s, r = _scan(p.codes[a:b], p.norms[a:b], p.bits[a:b], None, codes, bits, k, two_stage,
+                             oversample, threads)
+                results.append((s, np.where(r >= 0, r + a, -1)))
+            return _merge_sorted(results, min(k, len(rows)))
+    return _scan(p.codes, p.norms, p.bits, rows, codes, bits, k, two_stage, oversample, threads)
+
+
+def _merge_sorted(results: list, kk: int):
+    """The kk best of per-run (scores, rows), runs in row order: ties keep
+    the earlier run, i.e. the lower row."""
+    scores = np.concatenate([s for s, _ in results], axis=1)
+    rows = np.concatenate([r for _, r in results], axis=1)
+    if len(results) > 1:
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+        scores, rows = np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
+    return scores[:, :kk], rows[:, :kk]
+
+
+def _scan(db_codes, db_norms, db_bits, rows, codes, bits, k: int, two_stage: bool, oversample: float, threads):
+    """Top-k over a database (rows: None, or the candidate rows of it)."""
+    n_rows = len(db_codes) if rows is None else len(rows)
     n_cand = min(n_rows, math.ceil(k * oversample))
     m = len(codes)
     if rows is not None:
@@ -193,13 +221,13 @@ def _scan_part(p: Part, rows, codes, bits, k: int, two_stage: bool, oversample: 
             q = slice(lo, lo + step)
             cand = np.broadcast_to(rows, (len(codes[q]), n_rows))
             if two_stage and n_cand < n_rows:
-                _, cand = _topk(bits[q], p.bits, n_cand, metric="hamming", threads=threads, candidates=cand)
-            s, r = _topk(codes[q], p.codes, k, metric="cosine", threads=threads,
-                         database_norms=p.norms, candidates=cand)
+                _, cand = _topk(bits[q], db_bits, n_cand, metric="hamming", threads=threads, candidates=cand)
+            s, r = _topk(codes[q], db_codes, k, metric="cosine", threads=threads,
+                         database_norms=db_norms, candidates=cand)
             parts_s.append(s)
             parts_r.append(r)
         return np.concatenate(parts_s), np.concatenate(parts_r)
     cand = None
     if two_stage and n_cand < n_rows:
-        _, cand = _topk(bits, p.bits, n_cand, metric="hamming", threads=threads)
-    return _topk(codes, p.codes, k, metric="cosine", threads=threads, database_norms=p.norms, candidates=cand)
+        _, cand = _topk(bits, db_bits, n_cand, metric="hamming", threads=threads)
+    return _topk(codes, db_codes, k, metric="cosine", threads=threads, database_norms=db_norms, candidates=cand)

@@ -180,6 +180,19 @@ def listed_files(manifest: dict) -> set:
     return names
 
 
+def created_by() -> str:
+    from .. import __version__
+    return f"pplx-kernels {__version__}"
+
+
+def remove_files(directory: str, names) -> None:
+    for name in names:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+
+
 # --- locks -------------------------------------------------------------------------
 
 
@@ -255,7 +268,9 @@ def remove_stale_beside(path: str) -> list:
     shared, so an exclusive lock proves every temporary is stale: no PIDs,
     which mean nothing across containers), and `.NAME.previous-*`
     directories of format-1 saves once NAME is a directory again."""
-    if not os.path.isdir(os.path.dirname(path)):
+    parent, name = os.path.split(path)
+    if not os.path.isdir(parent) or not any(
+            e.startswith((f".{name}.saving-", f".{name}.previous-")) for e in os.listdir(parent)):
         return []
     fd = _beside_lock(path)
     try:
