@@ -219,7 +219,7 @@ def test_killed_build_resumes_to_the_uninterrupted_result(tmp_path, tiny_model):
     assert [whole[i][1] for i in range(n)] == [{**json.loads(ln), "title": None} for ln in lines]
 
     # Feed the corpus on stdin, hold it back after 1500 lines: the build
-    # commits the chunks it has (1024 rows) and waits; kill it there.
+    # commits the chunks it has (500 rows each) and waits; kill it there.
     env = dict(os.environ, PYTHONPATH=PYTHON_DIR, PPLX_KERNELS_NUM_THREADS="2")
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "pplx_kernels", "index", "-", "--format", "jsonl",

@@ -29,10 +29,14 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from .._validate import positive_int_arg
 from . import Index
 
 COMMIT_EVERY = 4096  # rows per commit: a kill loses at most this much work
-BATCH_DOCS = 1024    # texts embedded per chunk (Embedder.encode_iter)
+# Texts embedded per chunk (Embedder.encode_iter), at most commit_every.
+# Batches are sorted by length within a chunk: on the stdlib corpus, chunks
+# of 4096 pad the model's input by 1.5%, of 1024 by 4.5%, of all by 0.75%.
+BATCH_DOCS = 4096
 _INT64 = np.iinfo(np.int64)
 
 
@@ -51,7 +55,8 @@ def build_index(documents: Iterable[dict], out: str | Path, *, model: str | Path
     starts one). Returns {"count": rows added now, "skipped": rows already
     there, "total", "dim", "tokens", "seconds", "bytes"}."""
     from ..embedder import Embedder
-    commit_every = _positive(commit_every, "commit_every")
+    commit_every = positive_int_arg(commit_every, "commit_every")
+    batch_docs = positive_int_arg(batch_docs, "batch_docs")
     t0 = time.perf_counter()
     emb = Embedder(model, threads=threads)
     index = _open_index(Path(out), emb, resume)
@@ -69,7 +74,9 @@ def build_index(documents: Iterable[dict], out: str | Path, *, model: str | Path
                 yield document_text(doc)
 
         added = since_commit = 0
-        for chunk in emb.encode_iter(texts(), "fused", batch_docs=batch_docs, show_progress=progress):
+        chunks = emb.encode_iter(texts(), "fused", batch_docs=min(batch_docs, commit_every),
+                                 show_progress=progress)
+        for chunk in chunks:
             rows = [pending.popleft() for _ in range(len(chunk))]
             index.add(chunk, ids=np.array([i for i, _ in rows], dtype=np.int64),
                       documents=[doc for _, doc in rows])
@@ -86,12 +93,6 @@ def build_index(documents: Iterable[dict], out: str | Path, *, model: str | Path
     return {"count": added, "skipped": skipped, "total": total, "dim": emb.dim,
             "tokens": emb.last_timings.get("tokens", 0) if added else 0,
             "seconds": time.perf_counter() - t0, "bytes": size}
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
 
 
 def _open_index(out: Path, emb: Any, resume: bool) -> Index:
