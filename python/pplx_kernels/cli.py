@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .corpus import FORMATS, STDLIB, read_corpus
 from .index.build import COMMIT_EVERY
-from .corpus import STDLIB, read_corpus
 
 PROG = "pplx-kernels"
 DEMO_QUERIES = (
@@ -236,7 +236,7 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--id-field", default="id", help="JSON Lines field holding the id (default: id; "
                        "else the line number)")
         p.add_argument("--title-field", default="title", help="JSON Lines field holding a title (default: title)")
-        p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto",
+        p.add_argument("--format", choices=FORMATS, default="auto",
                        help="corpus format (default: auto: JSON Lines if the file name ends in .jsonl "
                             "or the first line starts with '{', else one document per line)")
         p.add_argument("--limit", type=_positive, help="use only the first N documents")
