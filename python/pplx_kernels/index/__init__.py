@@ -286,6 +286,8 @@ class Index:
                 self._dirty.add(part.name)
         self._segments = tuple(segs)
         self._publish(state.idmap)
+        if self._dir is None and 2 * self._state.live_count < self._state.total:
+            self._compact_memory()  # in memory, removed rows are dropped once they are the majority
         return len(pos)
 
     def _publish(self, idmap) -> None:
@@ -426,11 +428,11 @@ class Index:
         with self._commit_lock:
             if self._durable >= target and self._mem.n < self._flush_rows:
                 return  # another thread's commit covered ours
-            with self._lock:
-                if self._mem.n >= self._flush_rows:
+            if self._mem.n >= self._flush_rows:
+                with self._lock:
                     self._flush()
-                else:
-                    self._write_manifest()
+            else:
+                self._write_manifest()
             self._merge_tail()
 
     def compact(self) -> None:
@@ -445,10 +447,11 @@ class Index:
                     return
                 self._flush()
                 n = len(self._segments)
-                if n <= 1 and not any(s.dead is not None for s in self._segments):
-                    self._write_manifest()
-                    return
-            self._merge(0, n)
+                nothing_to_do = n <= 1 and not any(s.dead is not None for s in self._segments)
+            if nothing_to_do:
+                self._write_manifest()
+            else:
+                self._merge(0, n)
 
     def close(self) -> None:
         """Commits a writable index, releases its lock and files; later
@@ -460,6 +463,14 @@ class Index:
                 self.commit()
         finally:
             self._release()
+
+    def __del__(self):
+        # Forgotten without close(): free the lock and files (no commit).
+        if not getattr(self, "_closed", True):
+            try:
+                self._release()
+            except Exception:
+                pass
 
     def _release(self) -> None:
         self._closed = True
@@ -479,29 +490,34 @@ class Index:
         self._publish(None)
 
     def _write_manifest(self) -> None:
-        """A new manifest for the current segments and committed log length
-        (called with both locks held). The log is fsynced first: a manifest
-        (its tombstones included) never runs ahead of the durable log."""
+        """A new manifest for the current segments and log length (commit
+        lock held). What it lists is taken at one moment under the
+        mutation lock; the fsync and the writing happen after, so adds and
+        removes wait only for that moment. The log is fsynced before the
+        manifest is written: a manifest (tombstones included) never runs
+        ahead of the durable log."""
+        with self._lock:
+            end, wal_name = self._wal.end, os.path.basename(self._wal.path)
+            self._generation += 1
+            generation, segs = self._generation, self._segments
+            dirty = [s for s in segs if s.name in self._dirty]
+            self._dirty -= {s.name for s in dirty}
+            head = {"generation": generation, "dim": self._dim, "metric": self._metric, "scheme": self._scheme,
+                    "model": self._model, "next_id": self._next_id, "created_by": storage.created_by()}
         self._wal.fsync()
-        self._durable = self._wal.end
-        self._generation += 1
-        for i, seg in enumerate(self._segments):
-            if seg.name in self._dirty:
-                entry = dict(seg.entry, deleted=segments.write_deleted(self._dir, seg.name, self._generation, seg.dead))
-                self._segments = self._segments[:i] + (dataclasses.replace(seg, entry=entry),) + self._segments[i + 1:]
-        if self._dirty:
+        entries = {s.name: dict(s.entry, deleted=segments.write_deleted(self._dir, s.name, generation, s.dead))
+                   for s in dirty}
+        if entries:
             storage.fsync_dir(self._dir)
-        self._dirty.clear()
-        manifest = {
-            "generation": self._generation, "dim": self._dim, "metric": self._metric, "scheme": self._scheme,
-            "model": self._model, "next_id": self._next_id, "created_by": storage.created_by(),
-            "segments": [s.entry for s in self._segments],
-            "wal": {"file": os.path.basename(self._wal.path), "bytes": self._durable},
-        }
+        manifest = dict(head, segments=[entries.get(s.name, s.entry) for s in segs],
+                        wal={"file": wal_name, "bytes": end})
         storage.write_manifest(self._dir, manifest)
-        old = self._manifest
-        self._manifest = manifest
-        self._publish(self._state.idmap)
+        with self._lock:
+            self._durable = max(self._durable, end)
+            self._segments = tuple(dataclasses.replace(s, entry=entries[s.name]) if s.name in entries else s
+                                   for s in self._segments)
+            self._publish(self._state.idmap)
+            old, self._manifest = self._manifest, manifest
         if old is not None:
             storage.remove_files(self._dir, storage.listed_files(old) - storage.listed_files(manifest))
 
@@ -569,8 +585,11 @@ class Index:
             after = tuple(s.moved(s.start - shift) for s in self._segments[hi:])
             self._segments = self._segments[:lo] + (merged,) + after
             self._dirty -= {s.name for s in old}
-            self._publish(None)  # positions moved: the id map is rebuilt on demand
-            self._write_manifest()
+            idmap = self._state.idmap
+            if idmap is not None:  # positions moved: move them in the id map too (O(n), no sort)
+                idmap = idmap.remapped(_mover(old, sources, shift))
+            self._publish(idmap)
+        self._write_manifest()
 
     # --- save / load ---------------------------------------------------------------
 
@@ -620,6 +639,25 @@ class Index:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def _mover(old: tuple, sources: list, shift: int):
+    """move(positions) for a merge of the consecutive segments `old` whose
+    rows `sources` were kept: kept rows get their merged position, the
+    others -1; positions after the merged ones move down by `shift`."""
+    start, n_old = old[0].start, sum(s.count for s in old)
+    table, offset, new = np.full(n_old, -1, np.int64), 0, start
+    for seg, (_, rows) in zip(old, sources):
+        table[offset + rows] = np.arange(new, new + len(rows))
+        offset, new = offset + seg.count, new + len(rows)
+
+    def move(pos: np.ndarray) -> np.ndarray:
+        out = pos.copy()
+        inside = (pos >= start) & (pos < start + n_old)
+        out[inside] = table[pos[inside] - start]
+        out[pos >= start + n_old] -= shift
+        return out
+    return move
 
 
 def _model_arg(model) -> dict:

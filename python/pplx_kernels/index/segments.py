@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class Part:
     def count(self) -> int:
         return len(self.ids)
 
-    @property
+    @cached_property
     def n_dead(self) -> int:
         return 0 if self.dead is None else int(np.count_nonzero(self.dead))
 

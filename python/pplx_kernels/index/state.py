@@ -25,6 +25,10 @@ _MAX_CANDIDATE_ENTRIES = 1 << 22
 # A part with fewer runs of allowed rows than this is scanned run by run
 # (plain slices, no candidate lists to build).
 _MAX_RUNS = 64
+# Up to this fraction of a part's rows excluded, the exclusion path (see
+# _scan_part) beats candidate lists, which cost a pass per query.
+_MAX_EXCLUDED_FRACTION = 0.25
+_EXCLUDED_PER_BLOCK, _MIN_BLOCK = 1024, 4096
 
 
 class Memtable:
@@ -107,9 +111,11 @@ class State:
         """Which global positions hold a live row of this state."""
         pos = np.asarray(pos, np.int64)
         ok = (pos >= 0) & (pos < self.total)
-        for p in self.parts:
-            if p.dead is None:
-                continue
+        with_dead = [p for p in self.parts if p.dead is not None]
+        if len(pos) <= 64:  # a few ids: look only at the parts they are in
+            which = np.searchsorted(self.starts, pos, side="right") - 1
+            with_dead = [self.parts[i] for i in set(which[ok].tolist()) if self.parts[i].dead is not None]
+        for p in with_dead:
             sel = np.flatnonzero(ok & (pos >= p.start) & (pos < p.start + p.count))
             ok[sel] = ~p.dead[pos[sel] - p.start]
         return ok
@@ -180,22 +186,72 @@ class State:
 
 
 def _scan_part(p: Part, rows, codes, bits, k: int, two_stage: bool, oversample: float, threads):
-    """Top-k of one part, restricted to `rows` (None: all). Few excluded
-    rows (removed or denied) leave a few runs of consecutive rows, each
-    scanned as a plain slice; otherwise the rows go to the kernels'
-    candidate path."""
-    if rows is not None and len(rows):
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        if len(breaks) < _MAX_RUNS:
-            firsts = np.concatenate([[0], breaks])
-            lasts = np.concatenate([breaks, [len(rows)]])
-            results = []
-            for a, b in zip(rows[firsts].tolist(), (rows[lasts - 1] + 1).tolist()):
-                s, r = _scan(p.codes[a:b], p.norms[a:b], p.bits[a:b], None, codes, bits, k, two_stage,
-                             oversample, threads)
+    """Top-k of one part, restricted to `rows` (None: all), by one of three
+    exact paths, chosen by cost:
+      runs       few excluded rows (removed or denied) leave a few runs of
+                 consecutive rows: each is scanned as a plain slice;
+      exclusion  up to a quarter of the rows excluded: per block of rows,
+                 a plain scan for the top (k + excluded in the block), then
+                 the excluded rows dropped (at most that many can be in it,
+                 so the block's k best allowed rows remain);
+      candidates otherwise (allow-lists): the rows go to the kernels'
+                 candidate path, scored for each query alone."""
+    if rows is None:
+        return _scan(p.codes, p.norms, p.bits, None, codes, bits, k, two_stage, oversample, threads)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) < _MAX_RUNS:
+        firsts = np.concatenate([[0], breaks])
+        lasts = np.concatenate([breaks, [len(rows)]])
+        results = []
+        for a, b in zip(rows[firsts].tolist(), (rows[lasts - 1] + 1).tolist()):
+            s, r = _scan(p.codes[a:b], p.norms[a:b], p.bits[a:b], None, codes, bits, k, two_stage,
+                         oversample, threads)
+            results.append((s, np.where(r >= 0, r + a, -1)))
+        return _merge_sorted(results, min(k, len(rows)))
+    excluded = p.count - len(rows)
+    if excluded <= _MAX_EXCLUDED_FRACTION * p.count:
+        allowed = np.zeros(p.count, bool)
+        allowed[rows] = True
+        # Blocks of rows holding about _EXCLUDED_PER_BLOCK excluded rows each:
+        # the kernels' top-k stays cheap (a top-10,000 costs 2.5x a top-10).
+        block = int(min(p.count, max(_MIN_BLOCK, p.count * _EXCLUDED_PER_BLOCK // max(excluded, 1))))
+        results = []
+        for a in range(0, p.count, block):
+            b = min(p.count, a + block)
+            s, r = _scan_excluding(p.codes[a:b], p.norms[a:b], p.bits[a:b], allowed[a:b], codes, bits, k,
+                                   two_stage, oversample, threads)
+            if s is not None:
                 results.append((s, np.where(r >= 0, r + a, -1)))
-            return _merge_sorted(results, min(k, len(rows)))
+        return _merge_sorted(results, min(k, len(rows)))
     return _scan(p.codes, p.norms, p.bits, rows, codes, bits, k, two_stage, oversample, threads)
+
+
+def _scan_excluding(db_codes, db_norms, db_bits, allowed, codes, bits, k, two_stage, oversample, threads):
+    """Top-k over the allowed rows of a database: the top (k + excluded)
+    of all rows, less the excluded ones, rescored as candidates (so scores
+    and order are the kernel's). (None, None) when no row is allowed."""
+    n_ok = int(np.count_nonzero(allowed))
+    excluded = len(allowed) - n_ok
+    if n_ok == 0:
+        return None, None
+    if excluded == 0:
+        return _scan(db_codes, db_norms, db_bits, None, codes, bits, k, two_stage, oversample, threads)
+    n_cand = min(n_ok, math.ceil(k * oversample))
+    if two_stage and n_cand < n_ok:
+        _, hits = _topk(bits, db_bits, n_cand + excluded, metric="hamming", threads=threads)
+        cand = _first_allowed(hits, allowed, n_cand)
+    else:
+        _, hits = _topk(codes, db_codes, k + excluded, metric="cosine", threads=threads, database_norms=db_norms)
+        cand = _first_allowed(hits, allowed, min(k, n_ok))
+    return _topk(codes, db_codes, k, metric="cosine", threads=threads, database_norms=db_norms, candidates=cand)
+
+
+def _first_allowed(hits: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """The first n allowed rows of each row of hits (-1 padding)."""
+    keep = (hits >= 0) & allowed[np.maximum(hits, 0)]
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :n]  # kept entries first, in their order
+    first = np.take_along_axis(hits, order, 1)
+    return np.where(np.take_along_axis(keep, order, 1), first, -1)
 
 
 def _merge_sorted(results: list, kk: int):

@@ -163,8 +163,18 @@ def read_manifest(directory: str) -> dict:
     dim = manifest.get("dim")
     if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
         raise IndexFormatError(f"{directory}: {MANIFEST} field 'dim' is invalid: {dim!r}")
-    for name in listed_files(manifest):  # names come from the file: they must stay inside
-        if not OWNED.match(name) or name.startswith("."):
+    try:
+        names = listed_files(manifest)
+        sizes_ok = all(isinstance(e.get("bytes"), int) and isinstance(e.get("sha256"), str)
+                       for seg in manifest["segments"] for e in list(seg["files"].values()) + [seg.get("deleted") or
+                                                                                           {"bytes": 0, "sha256": ""}])
+        wal_ok = isinstance(manifest["wal"].get("bytes"), int) and isinstance(manifest.get("generation"), int)
+    except (KeyError, TypeError, AttributeError):
+        sizes_ok = wal_ok = False
+    if not (sizes_ok and wal_ok):
+        raise IndexFormatError(f"{directory}: {MANIFEST} does not describe segments and a log as expected")
+    for name in names:  # names come from the file: they must stay inside
+        if not isinstance(name, str) or not OWNED.match(name) or name.startswith("."):
             raise IndexFormatError(f"{directory}: {MANIFEST} lists an invalid file name {name!r}")
     return manifest
 
