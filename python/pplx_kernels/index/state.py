@@ -64,13 +64,14 @@ class Memtable:
         self.n = n + m
 
     def kill(self, rows: np.ndarray) -> None:
+        """Marks live rows removed (copy on write: published masks stay)."""
         dead = np.zeros(len(self.ids), bool) if self.dead is None else self.dead.copy()
         dead[rows] = True
         self.dead = dead
 
     def part(self, start: int) -> Part:
         n = self.n
-        dead = None if self.dead is None or not self.dead[:n].any() else readonly(self.dead[:n])
+        dead = None if self.dead is None else readonly(self.dead[:n])
         return Part(readonly(self.codes[:n]), readonly(self.norms[:n]), readonly(self.bits[:n]),
                     readonly(self.ids[:n]), self.docs, dead, start)
 

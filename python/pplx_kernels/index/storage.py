@@ -22,9 +22,17 @@ files are never rewritten, only deleted once no manifest lists them, so a
 reader either gets the files of its manifest or a FileNotFoundError (and
 then reads the newer manifest: see Index.load).
 
+A save to a path where no directory exists builds it as
+`.NAME.saving-RANDOM` beside it and renames it into place; a save over an
+existing index writes new segment files and a new manifest into it, so
+following a symlinked path writes into the link's target.
+
 Locks are flock(2) locks, held by an open file description: the kernel
 drops them when the process dies, whatever its PID namespace, so stale
-state is recognised by a free lock, never by a PID.
+state is recognised by a free lock, never by a PID. The writer holds
+DIR/LOCK; each save beside a path holds `.NAME.lock` (a small file kept
+there) shared, so whoever gets it exclusively knows every
+`.NAME.saving-*` is left over from a killed save and removes it.
 """
 
 from __future__ import annotations
