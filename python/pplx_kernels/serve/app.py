@@ -59,7 +59,8 @@ async def reload(request, server):
     return json_response({"reloaded": True, "size": size})
 
 
-async def _http_error(request, exc: HTTPException):
+async def _http_error(request, exc: Exception):
+    assert isinstance(exc, HTTPException)
     message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
     error = ApiError(exc.status_code, message.get(exc.status_code, exc.detail), headers=exc.headers)
     return error_response(error, style_of(request.url.path))

@@ -30,6 +30,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -142,6 +143,10 @@ class _Batcher:
             self._busy += 1
             loop.create_task(self._run_batch(loop, batch))
 
+    def _run(self, batch: list) -> Any:
+        """Runs one batch in a worker thread; its results, one per item."""
+        raise NotImplementedError
+
     async def _run_batch(self, loop, batch: list) -> None:
         try:
             results = await loop.run_in_executor(self._executor, self._run, batch)
@@ -177,7 +182,8 @@ class EmbedBatcher(_Batcher):
         # --max-batch-tokens budget.
         queued = sum(item.size for item in self._queue)
         share = -(-queued // (self._workers - self._busy))
-        batch, tokens = [], 0
+        batch: list = []
+        tokens = 0
         while self._queue:
             item = self._queue[0]
             if item.future.done():
@@ -240,7 +246,8 @@ class SearchBatcher(_Batcher):
             return []
         first = self._queue[0]
         key = first.payload[1].group(first.payload[0].dtype)
-        batch, rest = [], deque()
+        batch: list = []
+        rest: deque = deque()
         while self._queue and len(batch) < self._max_batch:
             item = self._queue.popleft()
             if item.future.done():

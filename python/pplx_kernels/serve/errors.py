@@ -8,6 +8,9 @@ OpenAI / Perplexity routes (/v1/...):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import orjson
 from starlette.responses import Response
 
@@ -27,17 +30,18 @@ class ApiError(Exception):
     field it concerns (OpenAI's param), an OpenAI code, extra headers."""
 
     def __init__(self, status: int, message: str, *, kind: str = "Validation", param: str | None = None,
-                 code: str | None = None, headers: dict | None = None):
+                 code: str | None = None, headers: Mapping[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.kind = kind
         self.param = param
         self.code = code
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
 
 
 def error_response(error: ApiError, style: str) -> Response:
+    body: dict[str, Any]
     if style == "openai":
         body = {"error": {"message": error.message, "type": _OPENAI_TYPES.get(error.kind, "invalid_request_error"),
                           "param": error.param, "code": error.code}}

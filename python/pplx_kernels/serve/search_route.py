@@ -122,7 +122,7 @@ async def search(request, server):
 async def _documents(results) -> dict:
     """{id(index): {hit id: document}}, each from the index its hits came
     from (a reload between two batches of one request swaps it)."""
-    wanted = {}
+    wanted: dict[int, tuple] = {}
     for index, _, ids in results:
         wanted.setdefault(id(index), (index, set()))[1].update(ids.tolist())
     docs = {}

@@ -10,6 +10,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .batching import Admission, EmbedBatcher, SearchBatcher
 from .errors import ApiError
@@ -83,12 +84,12 @@ class Server:
         self.metrics = Metrics()
         self.admission = Admission(config.max_concurrent_requests, self.metrics)
         self.ready = False
-        self.embedder = None
-        self.index = None
-        self.model_name = None
-        self.model_sha256 = None
-        self.embed_batcher = None
-        self.search_batcher = None
+        self.embedder: Any = None
+        self.index: Any = None
+        self.model_name: str | None = None
+        self.model_sha256: str | None = None
+        self.embed_batcher: EmbedBatcher | None = None
+        self.search_batcher: SearchBatcher | None = None
         # Model batches run on `threads` workers, each ONNX Runtime call on
         # one thread (see batching.py); top-k calls one at a time, each on
         # all cores (the kernel pool).
@@ -96,7 +97,7 @@ class Server:
         self.model_workers = config.threads or get_num_threads()
         self.model_executor = ThreadPoolExecutor(self.model_workers, thread_name_prefix="pplx-model")
         self.search_executor = ThreadPoolExecutor(1, thread_name_prefix="pplx-search")
-        self._reload_lock = None
+        self._reload_lock: asyncio.Lock | None = None
 
     def load(self) -> None:
         """Loads the index and the model (blocking: run it in a thread)."""
@@ -138,6 +139,7 @@ class Server:
         finish on the index they started with. Returns the new row count."""
         if self.config.index_dir is None:
             raise ApiError(404, "this server has no index to reload (no INDEX_DIR)")
+        assert self._reload_lock is not None, "reload before start()"
         async with self._reload_lock:
             try:
                 index = await asyncio.to_thread(load_index, self.config.index_dir)
