@@ -832,6 +832,20 @@ int main(int argc, char** argv) {
     std::string name = std::string(isa_name(isa)) + "(cosine=" + variant_of(t, "cosine") +
                        ",hamming=" + variant_of(t, "hamming") + ")";
     variants.push_back({name, t});
+#if defined(PPLX_HAVE_X86)
+    // An AVX-512 CPU without VNNI and VPOPCNTDQ (Skylake-SP): the level's
+    // table must fall back to the AVX2 search kernels, and they must pass.
+    if (isa == Isa::avx512) {
+      CpuFeatures bare = cpu_features();
+      bare.avx512vnni = bare.avx512vpopcntdq = false;
+      KernelTable b = build_table(Isa::avx512, bare);
+      report("dispatch",
+             b.cosine.dots_i8 == avx2::cosine.dots_i8 && b.hamming.hamming_u1 == avx2::hamming.hamming_u1 &&
+                 b.cosine_isa == Isa::avx2 && b.hamming_isa == Isa::avx2,
+             "avx512 level without VNNI/VPOPCNTDQ uses the AVX2 cosine and Hamming");
+      variants.push_back({"avx512(no vnni, no vpopcntdq)", b});
+    }
+#endif
 #if defined(PPLX_HAVE_NEON)
     // The table takes the dotprod cosine where the CPU has it; the plain
     // NEON cosine is tested here too.

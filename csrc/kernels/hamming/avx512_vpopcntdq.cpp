@@ -1,4 +1,6 @@
-// Hamming distances, AVX-512 with VPOPCNTDQ: xor, per-lane popcount, add.
+// Hamming distances, AVX-512 with VPOPCNTDQ: xor, per-lane popcount, add
+// (built with F/BW/VL/DQ + VPOPCNTDQ only; chosen at run time only where
+// CPUID reports AVX512_VPOPCNTDQ).
 //
 // Two microkernels:
 // - Packed (4 or more queries): the codes of a call are first repacked, 32
@@ -10,15 +12,14 @@
 //   queries x 32 codes, 16 accumulators.
 // - Row-wise (fewer queries): 64-byte chunks of a code against the same
 //   chunk of up to 4 queries, 4 x 4 tiles reduced by one transpose tree.
-#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "kernels/common/avx512_util.h"
+#include "kernels/common/scratch.h"
 #include "pplx/hamming.h"
 
 namespace pplx {
-namespace avx512 {
+namespace avx512_vpopcntdq {
 namespace {
 
 using TileFn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, size_t, const int32_t*,
@@ -52,6 +53,25 @@ struct HammingTile {
 };
 
 const TileTable<TileFn, HammingTile> kTiles;
+
+// ---- row-wise path
+
+void hamming_rowwise(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
+                     size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
+  for (size_t a = 0; a < nq; a += 4) {
+    size_t qt = min_size(4, nq - a);
+    const uint8_t* qa = q + a * q_stride;
+    int32_t* oa = out + a * out_stride;
+    size_t j = 0;
+    if (qt == 1)  // one query: 1 x 16 tiles, whose 16 sums share one reduction tree
+      for (; j + 16 <= nx; j += 16)
+        HammingTile<1, 16>::run(qa, q_stride, x + j * x_stride, x_stride, bytes, nullptr, oa + j,
+                                out_stride);
+    for (; j < nx; j += 4)
+      kTiles.fns[qt - 1][min_size(4, nx - j) - 1](qa, q_stride, x + j * x_stride, x_stride,
+                                                          bytes, nullptr, oa + j, out_stride);
+  }
+}
 
 // ---- packed path
 
@@ -101,7 +121,7 @@ void pack_codes(const uint8_t* x, size_t nx, size_t xs, size_t bytes, uint8_t* p
         }
       });
       transpose8(r);
-      const size_t n = std::min<size_t>(8, words - c / 8);
+      const size_t n = min_size(8, words - c / 8);
       for (size_t w = 0; w < n; ++w) _mm512_storeu_si512(tile + (c / 8 + w) * 256, r[w]);
     }
   }
@@ -110,7 +130,7 @@ void pack_codes(const uint8_t* x, size_t nx, size_t xs, size_t bytes, uint8_t* p
 // Distances of QT queries (1..4) to one packed tile of 32 codes, written to
 // 32 columns of each query's row of out. Query rows must hold a whole
 // number of 8-byte words (the caller pads them); plain stores only (see
-// cosine/avx512.cpp on what makes GCC shuffle the accumulators).
+// cosine/avx512_vnni.cpp on what makes GCC shuffle the accumulators).
 template <int QT>
 void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t words, int32_t* out,
                  size_t os) {
@@ -143,20 +163,23 @@ const PackedTileFn kPackedTiles[4] = {packed_tile<1>, packed_tile<2>, packed_til
 
 void hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
                     size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
-  thread_local std::vector<uint8_t> packed, padded;
+  thread_local Scratch64 packed, padded;
   const size_t words = (bytes + 7) / 8, tiles = (nx + kPackCodes - 1) / kPackCodes;
-  uint8_t* tiles_base = aligned64(packed, tiles * words * 256);
+  uint8_t* tiles_base = packed.get(tiles * words * 256);
+  uint8_t* qpad = bytes % 8 ? padded.get(nq * words * 8) : nullptr;
+  if (!tiles_base || (bytes % 8 && !qpad))
+    return hamming_rowwise(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride);
   pack_codes(x, nx, x_stride, bytes, tiles_base);
   if (bytes % 8) {  // zero-padded copy of the queries: whole words only
-    padded.assign(nq * words * 8, 0);
-    for (size_t i = 0; i < nq; ++i) std::memcpy(&padded[i * words * 8], q + i * q_stride, bytes);
-    q = padded.data();
+    std::memset(qpad, 0, nq * words * 8);
+    for (size_t i = 0; i < nq; ++i) std::memcpy(qpad + i * words * 8, q + i * q_stride, bytes);
+    q = qpad;
     q_stride = words * 8;
   }
   for (size_t a = 0; a < nq; a += 4) {
-    const size_t qt = std::min<size_t>(4, nq - a);
+    const size_t qt = min_size(4, nq - a);
     for (size_t t = 0; t < tiles; ++t) {
-      const size_t rows = std::min(kPackCodes, nx - t * kPackCodes);
+      const size_t rows = min_size(kPackCodes, nx - t * kPackCodes);
       int32_t* o = out + a * out_stride + t * kPackCodes;
       if (rows == kPackCodes) {
         kPackedTiles[qt - 1](q + a * q_stride, q_stride, tiles_base + t * words * 256, words, o,
@@ -168,25 +191,6 @@ void hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t*
         for (size_t i = 0; i < qt; ++i) std::memcpy(o + i * out_stride, buf + i * kPackCodes, rows * 4);
       }
     }
-  }
-}
-
-// ---- row-wise path
-
-void hamming_rowwise(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
-                     size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
-  for (size_t a = 0; a < nq; a += 4) {
-    size_t qt = std::min<size_t>(4, nq - a);
-    const uint8_t* qa = q + a * q_stride;
-    int32_t* oa = out + a * out_stride;
-    size_t j = 0;
-    if (qt == 1)  // one query: 1 x 16 tiles, whose 16 sums share one reduction tree
-      for (; j + 16 <= nx; j += 16)
-        HammingTile<1, 16>::run(qa, q_stride, x + j * x_stride, x_stride, bytes, nullptr, oa + j,
-                                out_stride);
-    for (; j < nx; j += 4)
-      kTiles.fns[qt - 1][std::min<size_t>(4, nx - j) - 1](qa, q_stride, x + j * x_stride, x_stride,
-                                                          bytes, nullptr, oa + j, out_stride);
   }
 }
 
@@ -212,5 +216,5 @@ size_t first_at_most(const int32_t* d, size_t n, int32_t threshold) {
 
 const HammingKernels hamming = {hamming_u1, first_at_most};
 
-}  // namespace avx512
+}  // namespace avx512_vpopcntdq
 }  // namespace pplx

@@ -1,4 +1,5 @@
-// int8 dots and cosine scores, AVX-512 with VNNI.
+// int8 dots and cosine scores, AVX-512 with VNNI (built with F/BW/VL/DQ +
+// VNNI only; chosen at run time only where CPUID reports AVX512_VNNI).
 //
 // vpdpbusd multiplies unsigned by signed bytes, so a signed x signed dot
 // cannot go in directly (SimSIMD issue 91). Flipping the top bit of the row
@@ -17,15 +18,14 @@
 //   shuffle per 4 bytes, paid once for all queries of the call.
 // - Row-wise (fewer queries, where the scan is memory bound): tiles of up to
 //   4 queries x 4 rows over the rows in place, reduced by a transpose tree.
-#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "kernels/common/avx512_util.h"
+#include "kernels/common/scratch.h"
 #include "pplx/cosine.h"
 
 namespace pplx {
-namespace avx512 {
+namespace avx512_vnni {
 namespace {
 
 using TileFn = bool (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, const int32_t*,
@@ -80,6 +80,28 @@ int32_t offset_correction(const int8_t* q, size_t dim) {
   for (size_t i = 0; i < dim; i += 64)
     acc = _mm512_dpbusd_epi32(acc, c128, _mm512_maskz_loadu_epi8(byte_mask(dim - i), q + i));
   return _mm512_reduce_add_epi32(acc);
+}
+
+// ---- row-wise path
+
+bool dots_rowwise(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
+                  size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
+  int32_t corr[4];
+  // Rows outer, queries inner: a tile of 4 rows comes from memory once and
+  // stays in L1 while every query tile runs over it (the first one checks it).
+  for (size_t j = 0; j < nx; j += 4) {
+    size_t rt = min_size(4, nx - j);
+    for (size_t a = 0; a < nq; a += 4) {
+      size_t qt = min_size(4, nq - a);
+      if (j == 0 || nq > 4)
+        for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
+      const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
+      if (tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
+                                corr, out + a * out_stride + j, out_stride))
+        return true;
+    }
+  }
+  return false;
 }
 
 // ---- packed path
@@ -137,7 +159,7 @@ bool pack_rows(const int8_t* x, size_t nx, size_t xs, size_t dim, uint8_t* packe
         }
       });
       transpose16(r);
-      const size_t n = std::min<size_t>(16, groups - c / 4);
+      const size_t n = min_size(16, groups - c / 4);
       for (size_t g = 0; g < n; ++g)
         _mm512_storeu_si512(tile + (c / 4 + g) * 128, r[g]);
     }
@@ -181,23 +203,25 @@ const PackedTileFn kPackedTiles[8] = {packed_tile<1>, packed_tile<2>, packed_til
 
 bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
                  size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
-  thread_local std::vector<uint8_t> packed;
-  thread_local std::vector<int8_t> padded;
+  thread_local Scratch64 packed, padded;
   const size_t groups = (dim + 3) / 4, tiles = (nx + kPackRows - 1) / kPackRows;
-  uint8_t* tiles_base = aligned64(packed, tiles * groups * 128);
+  uint8_t* tiles_base = packed.get(tiles * groups * 128);
+  if (!tiles_base) return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
   if (pack_rows(x, nx, x_stride, dim, tiles_base)) return true;
   if (dim % 4) {  // zero-padded copy of the queries: whole groups only
-    padded.assign(nq * groups * 4, 0);
-    for (size_t i = 0; i < nq; ++i) std::memcpy(&padded[i * groups * 4], q + i * q_stride, dim);
-    q = padded.data();
+    int8_t* p = reinterpret_cast<int8_t*>(padded.get(nq * groups * 4));
+    if (!p) return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
+    std::memset(p, 0, nq * groups * 4);
+    for (size_t i = 0; i < nq; ++i) std::memcpy(p + i * groups * 4, q + i * q_stride, dim);
+    q = p;
     q_stride = groups * 4;
   }
   for (size_t a = 0; a < nq; a += 8) {
-    const size_t qt = std::min<size_t>(8, nq - a);
+    const size_t qt = min_size(8, nq - a);
     int32_t corr[8];
     for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
     for (size_t t = 0; t < tiles; ++t) {
-      const size_t rows = std::min(kPackRows, nx - t * kPackRows);
+      const size_t rows = min_size(kPackRows, nx - t * kPackRows);
       int32_t* o = out + a * out_stride + t * kPackRows;
       if (rows == kPackRows) {
         kPackedTiles[qt - 1](q + a * q_stride, q_stride, tiles_base + t * groups * 128, groups,
@@ -208,28 +232,6 @@ bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, s
                              corr, buf, kPackRows);
         for (size_t i = 0; i < qt; ++i) std::memcpy(o + i * out_stride, buf + i * kPackRows, rows * 4);
       }
-    }
-  }
-  return false;
-}
-
-// ---- row-wise path
-
-bool dots_rowwise(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
-                  size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
-  int32_t corr[4];
-  // Rows outer, queries inner: a tile of 4 rows comes from memory once and
-  // stays in L1 while every query tile runs over it (the first one checks it).
-  for (size_t j = 0; j < nx; j += 4) {
-    size_t rt = std::min<size_t>(4, nx - j);
-    for (size_t a = 0; a < nq; a += 4) {
-      size_t qt = std::min<size_t>(4, nq - a);
-      if (j == 0 || nq > 4)
-        for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
-      const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
-      if (tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
-                                corr, out + a * out_stride + j, out_stride))
-        return true;
     }
   }
   return false;
@@ -287,5 +289,5 @@ size_t first_at_least(const float* s, size_t n, float threshold) {
 
 const CosineKernels cosine = {dots_i8, sumsq_i8, has_min_i8, cos_scores, first_at_least};
 
-}  // namespace avx512
+}  // namespace avx512_vnni
 }  // namespace pplx
