@@ -10,6 +10,7 @@ namespace py = pybind11;
 namespace pplx {
 void bind_core(py::module_& m);
 void bind_search(py::module_& m);
+void bind_tuning(py::module_& m);
 }  // namespace pplx
 
 namespace {
@@ -71,4 +72,5 @@ PYBIND11_MODULE(_core, m) {
   );
   pplx::bind_core(m);
   pplx::bind_search(m);
+  pplx::bind_tuning(m);
 }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "pplx/dispatch.h"
+#include "pplx/tuning.h"
 #if defined(PPLX_HAVE_NEON)
 #include "kernels/common/neon_decls.h"
 #endif
@@ -435,6 +436,8 @@ void test_cosine(const KernelTable& ref, const Variant& v) {
       if (kind == 0)
         for (size_t nq : {1, 8, 17})
           for (size_t nx : {16, 17, 32, 33, 70}) shapes.push_back({nq, nx});
+      else  // extreme values through the packed paths too
+        shapes.push_back({9, 33});
       for (auto [nq, nx] : shapes) {
         {
           auto fill = [&](size_t rows, size_t stride) {
@@ -585,6 +588,8 @@ void test_hamming(const KernelTable& ref, const Variant& v) {
       if (kind == 0)
         for (size_t nq : {1, 8, 17})
           for (size_t nx : {16, 17, 32, 33, 70}) shapes.push_back({nq, nx});
+      else  // extreme values through the packed paths too
+        shapes.push_back({9, 33});
       for (auto [nq, nx] : shapes) {
         {
           std::vector<uint8_t> x(nx * xs), q(nq * qs);
@@ -628,6 +633,17 @@ void test_hamming(const KernelTable& ref, const Variant& v) {
     r.hamming_u1(q.data(), nq, bytes, x.data(), 4, bytes, bytes, a.data(), 4);
     k.hamming_u1(q.data(), nq, bytes, x.data(), 4, bytes, bytes, b.data(), 4);
     report(v.name, compare(a, b).empty(), fmt("hamming_u1 bytes=100000 nq=%zu: %s", nq, compare(a, b).c_str()));
+  }
+  // The same through the packed paths (8+ queries, 32+ codes), past what
+  // 16-bit sums hold: 10000 bytes, every bit differing but in every 7th byte.
+  {
+    const size_t bytes = 10000, nq = 9, nx = 33;
+    std::vector<uint8_t> q(nq * bytes, 0xFF), x(nx * bytes, 0x00);
+    for (size_t i = 0; i < x.size(); i += 7) x[i] = uint8_t(g_rng());
+    Guarded<int32_t> a(nq * nx), b(nq * nx);
+    r.hamming_u1(q.data(), nq, bytes, x.data(), nx, bytes, bytes, a.data(), nx);
+    k.hamming_u1(q.data(), nq, bytes, x.data(), nx, bytes, bytes, b.data(), nx);
+    report(v.name, compare(a, b).empty(), fmt("hamming_u1 bytes=10000 nq=9 nx=33: %s", compare(a, b).c_str()));
   }
 }
 
@@ -868,6 +884,30 @@ int main(int argc, char** argv) {
     test_hamming(ref, v);
     test_fences(ref, v);
     if (sweep) tanh_sweep(v);
+  }
+  // The speed-only knobs choose between exact variants: the search kernels
+  // again under settings that force each path (packed for every query
+  // count or never; popcnt or pshufb for every code length; rows in tiles
+  // or in memory order; prefetch off or far ahead).
+  const std::vector<std::vector<std::pair<Knob, uint32_t>>> knob_sets = {
+      {{Knob::cosine_packed_min_queries, 1}, {Knob::hamming_packed_min_queries, 1},
+       {Knob::hamming_popcnt_max_bytes, 1u << 30}, {Knob::cosine_row_order, 0},
+       {Knob::hamming_row_order, 0}, {Knob::cosine_prefetch, 0}, {Knob::hamming_prefetch, 0}},
+      {{Knob::cosine_packed_min_queries, 1u << 30}, {Knob::hamming_packed_min_queries, 1u << 30},
+       {Knob::hamming_popcnt_max_bytes, 0}, {Knob::cosine_row_order, 1},
+       {Knob::hamming_row_order, 1}, {Knob::cosine_prefetch, 16384}, {Knob::hamming_prefetch, 16384}},
+  };
+  for (size_t s = 0; s < knob_sets.size(); ++s) {
+    for (auto [k, value] : knob_sets[s]) set_knob(k, value);
+    for (const Variant& v : variants) {
+      Variant kv{v.name + " knobs" + std::to_string(s + 1), v.table};
+      std::printf("testing %s\n", kv.name.c_str());
+      std::fflush(stdout);
+      test_cosine(ref, kv);
+      test_hamming(ref, kv);
+      test_fences(ref, kv);
+    }
+    reset_knobs();
   }
   test_dispatch(default_level);
 

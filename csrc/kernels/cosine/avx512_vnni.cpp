@@ -23,21 +23,23 @@
 #include "kernels/common/avx512_util.h"
 #include "kernels/common/scratch.h"
 #include "pplx/cosine.h"
+#include "pplx/tuning.h"
 
 namespace pplx {
 namespace avx512_vnni {
 namespace {
 
 using TileFn = bool (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, const int32_t*,
-                        int32_t*, size_t);
+                        int32_t*, size_t, size_t);
 
 // With Check, also returns whether a row byte was -128: flipped, it is 0,
 // so the unsigned minimum of the flipped rows is 0 (masked-off lanes flip to
-// 0x80). Only a call's first query tile checks; the others see the same rows.
+// 0x80). Only a call's first query tile checks (the others see the same
+// rows); it also prefetches the rows pf bytes ahead (0: none).
 template <bool Check, int QT, int RT>
 struct DotTile {
   static bool run(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim,
-                  const int32_t* corr, int32_t* out, size_t os) {
+                  const int32_t* corr, int32_t* out, size_t os, size_t pf) {
     __m512i acc[QT * RT];
     unroll<QT * RT>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
     __m512i low = _mm512_set1_epi8(char(0xFF));
@@ -49,9 +51,9 @@ struct DotTile {
       __m512i xv[RT];
       unroll<RT>([&](auto r) {
         xv[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + r * xs + i), flip);
-        if (Check) {  // first pass over these rows: also fetch the next tile's
+        if (Check) {
           low = _mm512_min_epu8(low, xv[r]);
-          _mm_prefetch(reinterpret_cast<const char*>(x + (RT + r) * xs + i), _MM_HINT_T0);
+          if (pf) _mm_prefetch(reinterpret_cast<const char*>(x + r * xs + i + pf), _MM_HINT_T0);
         }
       });
       unroll<QT>([&](auto a) {
@@ -82,11 +84,49 @@ int32_t offset_correction(const int8_t* q, size_t dim) {
   return _mm512_reduce_add_epi32(acc);
 }
 
+// ---- one query, rows in memory order
+
+// One query against rows read front to back, one row at a time, with four
+// accumulators: a single sequential stream, which the hardware prefetcher
+// follows best (a 1 x 4 tile reads four rows in turn). Checks for -128 like
+// the checked tiles.
+bool dots_one_query(const int8_t* q, const int8_t* x, size_t nx, size_t xs, size_t dim,
+                    int32_t* out, size_t pf) {
+  const int32_t corr = offset_correction(q, dim);
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  __m512i low = _mm512_set1_epi8(char(0xFF));
+  for (size_t j = 0; j < nx; ++j) {
+    const int8_t* row = x + j * xs;
+    __m512i acc[4];
+    unroll<4>([&](auto u) { acc[u] = _mm512_setzero_si512(); });
+    size_t i = 0;
+    for (; i + 256 <= dim; i += 256) {
+      unroll<4>([&](auto u) {
+        if (pf) _mm_prefetch(reinterpret_cast<const char*>(row + i + 64 * u + pf), _MM_HINT_T0);
+        const __m512i xv = _mm512_xor_si512(_mm512_loadu_si512(row + i + 64 * u), flip);
+        low = _mm512_min_epu8(low, xv);
+        acc[u] = _mm512_dpbusd_epi32(acc[u], xv, _mm512_loadu_si512(q + i + 64 * u));
+      });
+    }
+    for (; i < dim; i += 64) {
+      const __mmask64 m = byte_mask(dim - i);
+      if (pf) _mm_prefetch(reinterpret_cast<const char*>(row + i + pf), _MM_HINT_T0);
+      const __m512i xv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, row + i), flip);
+      low = _mm512_min_epu8(low, xv);
+      acc[0] = _mm512_dpbusd_epi32(acc[0], xv, _mm512_maskz_loadu_epi8(m, q + i));
+    }
+    out[j] = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]),
+                                                      _mm512_add_epi32(acc[2], acc[3]))) - corr;
+  }
+  return _mm512_cmpeq_epi8_mask(low, _mm512_setzero_si512()) != 0;
+}
+
 // ---- row-wise path
 
 bool dots_rowwise(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
                   size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
   int32_t corr[4];
+  const size_t pf = knob(Knob::cosine_prefetch);
   // Rows outer, queries inner: a tile of 4 rows comes from memory once and
   // stays in L1 while every query tile runs over it (the first one checks it).
   for (size_t j = 0; j < nx; j += 4) {
@@ -97,7 +137,7 @@ bool dots_rowwise(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, 
         for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
       const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
       if (tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
-                                corr, out + a * out_stride + j, out_stride))
+                                corr, out + a * out_stride + j, out_stride, pf))
         return true;
     }
   }
@@ -239,7 +279,8 @@ bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, s
 
 bool dots_i8(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
              size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
-  if (nq >= 8 && nx >= 16)
+  if (nq == 1 && knob(Knob::cosine_row_order)) return dots_one_query(q, x, nx, x_stride, dim, out, knob(Knob::cosine_prefetch));
+  if (nq >= knob(Knob::cosine_packed_min_queries) && nx >= 16)
     return dots_packed(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
   return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
 }

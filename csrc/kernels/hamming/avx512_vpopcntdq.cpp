@@ -17,6 +17,7 @@
 #include "kernels/common/avx512_util.h"
 #include "kernels/common/scratch.h"
 #include "pplx/hamming.h"
+#include "pplx/tuning.h"
 
 namespace pplx {
 namespace avx512_vpopcntdq {
@@ -54,6 +55,25 @@ struct HammingTile {
 
 const TileTable<TileFn, HammingTile> kTiles;
 
+// One query against 16 codes read in memory order (each code whole before
+// the next: one sequential stream for the hardware prefetcher), their 16
+// sums reduced by one transpose tree. Prefetches pf bytes ahead (0: none).
+void one_query_16(const uint8_t* q, const uint8_t* x, size_t xs, size_t bytes, int32_t* out,
+                  size_t pf) {
+  __m512i acc[16];
+  unroll<16>([&](auto r) {
+    acc[r] = _mm512_setzero_si512();
+    const uint8_t* row = x + r * xs;
+    for (size_t i = 0; i < bytes; i += 64) {
+      const __mmask64 m = byte_mask(bytes - i);
+      if (pf) _mm_prefetch(reinterpret_cast<const char*>(row + i + pf), _MM_HINT_T0);
+      const __m512i d = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, row + i), _mm512_maskz_loadu_epi8(m, q + i));
+      acc[r] = _mm512_add_epi32(acc[r], _mm512_popcnt_epi32(d));
+    }
+  });
+  store_sums<1, 16>(acc, nullptr, out, 16);
+}
+
 // ---- row-wise path
 
 void hamming_rowwise(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
@@ -63,6 +83,10 @@ void hamming_rowwise(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t
     const uint8_t* qa = q + a * q_stride;
     int32_t* oa = out + a * out_stride;
     size_t j = 0;
+    if (qt == 1 && knob(Knob::hamming_row_order)) {
+      const size_t pf = knob(Knob::hamming_prefetch);
+      for (; j + 16 <= nx; j += 16) one_query_16(qa, x + j * x_stride, x_stride, bytes, oa + j, pf);
+    }
     if (qt == 1)  // one query: 1 x 16 tiles, whose 16 sums share one reduction tree
       for (; j + 16 <= nx; j += 16)
         HammingTile<1, 16>::run(qa, q_stride, x + j * x_stride, x_stride, bytes, nullptr, oa + j,
@@ -196,7 +220,7 @@ void hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t*
 
 void hamming_u1(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
                 size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
-  if (nq >= 4 && nx >= 16)
+  if (nq >= knob(Knob::hamming_packed_min_queries) && nx >= 16)
     hamming_packed(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride);
   else
     hamming_rowwise(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride);
