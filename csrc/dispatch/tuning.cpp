@@ -69,8 +69,8 @@ const std::vector<KnobInfo>& knob_infos() {
   static const std::vector<KnobInfo> infos = {
       {"cosine_prefetch", {0, 2048, 4096, 8192, 16384}},
       {"hamming_prefetch", {0, 2048, 4096, 8192, 16384}},
-      {"cosine_packed_min_queries", {4, 8, 16, 32}},
-      {"hamming_packed_min_queries", {4, 8, 16, 32}},
+      {"cosine_packed_min_queries", {4, 8, 16, 32, 64}},
+      {"hamming_packed_min_queries", {4, 8, 16, 32, 64}},
       {"hamming_popcnt_max_bytes", {0, 64, 128, 256, 1u << 30}},
       {"cosine_row_order", {0, 1}},
       {"hamming_row_order", {0, 1}},
