@@ -67,8 +67,8 @@ std::string cpu_family_name() {
 
 const std::vector<KnobInfo>& knob_infos() {
   static const std::vector<KnobInfo> infos = {
-      {"cosine_prefetch", {0, 2048, 4096, 8192, 16384}},
-      {"hamming_prefetch", {0, 2048, 4096, 8192, 16384}},
+      {"cosine_prefetch", {0, 2048, 4096, 8192}},
+      {"hamming_prefetch", {0, 2048, 4096, 8192}},
       {"cosine_packed_min_queries", {4, 8, 16, 32, 64}},
       {"hamming_packed_min_queries", {4, 8, 16, 32, 64}},
       {"hamming_popcnt_max_bytes", {0, 64, 128, 256, 1u << 30}},

@@ -133,27 +133,39 @@ def _apply(knobs: dict) -> None:
 
 # ------------------------------------------------------------ calibration
 
-def _best(fn, reps=3) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+# A candidate replaces the default only when it is faster by more than this:
+# on a busy machine, noise must not move a knob away from a sound default.
+MARGIN = 1.04
 
 
-def _pick(configs: dict, run, rounds=3) -> tuple[str, dict]:
-    """Times run() under each named knob setting, round-robin (so every
-    candidate sees the same moments of a shared machine), keeps the best."""
+def _cpu_seconds(fn) -> float:
+    """Process CPU time of one call (all threads): other processes taking
+    the cores lengthen the wall time of a call, not its CPU time."""
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def _times(configs: dict, run, rounds: int) -> dict:
+    """Best CPU time of run() under each named knob setting, measured
+    round-robin so that every candidate sees the same moments."""
     base = _core.get_knobs()
     times = {name: float("inf") for name in configs}
     for _ in range(rounds):
         for name, knobs in configs.items():
             _apply({**base, **knobs})
-            times[name] = min(times[name], _best(run, reps=1))
+            run()  # warm-up under these knobs
+            times[name] = min(times[name], _cpu_seconds(run))
     _apply(base)
+    return times
+
+
+def _pick(configs: dict, run, default: str, rounds: int = 3) -> tuple[str, dict]:
+    """The fastest setting, or `default` unless beaten by MARGIN."""
+    times = _times(configs, run, rounds)
     best = min(times, key=times.get)
+    if times[default] <= times[best] * MARGIN:
+        best = default
     return best, times
 
 
@@ -164,80 +176,93 @@ def _tiled(rows: int, width: int, dtype, rng) -> np.ndarray:
     return np.tile(block, (-(-rows // block.shape[0]), 1))[:rows]
 
 
+def _ms(times: dict) -> dict:
+    return {name: round(t * 1e3, 3) for name, t in times.items()}
+
+
 def calibrate() -> dict:
-    """Times the knob candidates at the active level; returns the chosen knobs
-    and the timings. Leaves the chosen knobs applied."""
+    """Times the knob candidates at the active level, starting from the
+    defaults table; returns the chosen knobs and the timings (CPU ms).
+    Leaves the chosen knobs applied."""
     from .search import topk  # noqa: PLC0415  (search imports this module)
 
     rng = np.random.default_rng(0)
     caches = _cache_sizes()
     l2 = _bytes(caches.get("L2 Unified"), 1 << 20)
     l3 = _bytes(caches.get("L3 Unified"), 32 << 20)
-    scan_bytes = int(min(max(3 * l3, 48 << 20), 192 << 20))  # memory bound: past the L3
+    scan_bytes = int(min(max(2 * l3, 48 << 20), 128 << 20))  # memory bound: past the L3
     kernels = _core.kernel_variants()
-    chosen, timings = {}, {}
+    candidates = _core.knob_candidates()
+    timings = {}
 
-    def choose(knob_sets: dict, run, label: str) -> None:
-        best, times = _pick(knob_sets, run)
-        chosen.update(knob_sets[best])
-        timings[label] = {name: round(t * 1e3, 3) for name, t in times.items()}
-        _apply({**_core.get_knobs(), **knob_sets[best]})
+    def set_best(label, configs, run, default_knobs):
+        default = next(n for n, k in configs.items() if k == default_knobs)
+        best, times = _pick(configs, run, default)
+        timings[label] = _ms(times)
+        _apply({**_core.get_knobs(), **configs[best]})
 
-    prefetch = _core.knob_candidates()["cosine_prefetch"]
-    # One query over a memory-bound scan: row order x prefetch distance.
+    # One query over a memory-bound scan: the row order, then the prefetch
+    # distance for that order.
     dim = 1024
     x = _tiled(scan_bytes // dim, dim, np.int8, rng)
     norms = np.full(x.shape[0], 1.0 + float(np.linalg.norm(x[0].astype(np.float32))), np.float32)
-    q = x[:1] // 2
-    choose({f"order{o} prefetch{p}": {"cosine_row_order": o, "cosine_prefetch": p}
-            for o in (0, 1) for p in prefetch},
-           lambda: topk(q, x, 10, database_norms=norms), "cosine M=1 scan")
-    del x
     codes = _tiled(scan_bytes // 128, 128, np.uint8, rng)
-    qc = codes[:1] ^ 1
-    choose({f"order{o} prefetch{p}": {"hamming_row_order": o, "hamming_prefetch": p}
-            for o in (0, 1) for p in _core.knob_candidates()["hamming_prefetch"]},
-           lambda: topk(qc, codes, 10, metric="hamming"), "hamming M=1 scan")
-    del codes
+    scans = {"cosine": lambda: topk(x[:1] // 2, x, 10, database_norms=norms),
+             "hamming": lambda: topk(codes[:1] ^ 1, codes, 10, metric="hamming")}
+    for family, run in scans.items():
+        order, prefetch = f"{family}_row_order", f"{family}_prefetch"
+        now = _core.get_knobs()
+        set_best(f"{family} M=1 row order", {f"order {o}": {order: o} for o in candidates[order]},
+                 run, {order: now[order]})
+        set_best(f"{family} M=1 prefetch", {f"{p} B": {prefetch: p} for p in candidates[prefetch]},
+                 run, {prefetch: now[prefetch]})
+    del x, codes, scans
 
     # Row-wise vs packed by query count, data in the L3 (compute bound).
     rows_in_l3 = max(2048, min(l3 // 2, 16 << 20) // dim)
-    xs = _tiled(rows_in_l3, dim, np.int8, rng)
-    cs = _tiled(rows_in_l3, 128, np.uint8, rng)
+    data = {"cosine": _tiled(rows_in_l3, dim, np.int8, rng),
+            "hamming": _tiled(rows_in_l3, 128, np.uint8, rng)}
     packed_variants = {"cosine": ("avx512_vnni",), "hamming": ("avx2", "avx512_vpopcntdq")}
-    for family, data, kw in (("cosine", xs, {}), ("hamming", cs, {"metric": "hamming"})):
+    for family, xs in data.items():
         if kernels.get(family) not in packed_variants[family]:
             continue  # no packed kernel at this level: the knob does nothing
         knob = f"{family}_packed_min_queries"
-        cands = sorted(_core.knob_candidates()[knob])
-        threshold = cands[-1] * 2  # packed never won: past the largest candidate
-        for m in reversed(cands):
-            qm = data[:m] ^ 1 if family == "hamming" else data[:m] // 2
-            best, times = _pick({"rows": {knob: 1 << 30}, "packed": {knob: 1}},
-                                lambda qm=qm: topk(qm, data, 10, **kw), rounds=2)
-            timings[f"{family} M={m}"] = {k: round(v * 1e3, 3) for k, v in times.items()}
-            if best != "packed":
+        default = _core.get_knobs()[knob]
+        kw = {"metric": "hamming"} if family == "hamming" else {}
+        packed_wins = {}
+        for m in candidates[knob]:
+            qm = xs[:m] ^ 1 if family == "hamming" else xs[:m] // 2
+            times = _times({"rows": {knob: 1 << 30}, "packed": {knob: 1}},
+                           lambda qm=qm: topk(qm, xs, 10, **kw), rounds=3)
+            timings[f"{family} M={m}"] = _ms(times)
+            ratio = times["rows"] / times["packed"]
+            packed_wins[m] = ratio > MARGIN or (ratio >= 1 / MARGIN and m >= default)
+        # The smallest query count from which packed wins at every larger
+        # candidate (at the largest at least: beyond it packed is compute
+        # bound and ahead).
+        threshold = max(candidates[knob])
+        for m in sorted(candidates[knob], reverse=True):
+            if not packed_wins[m]:
                 break
             threshold = m
-        chosen[knob] = threshold
         _apply({**_core.get_knobs(), knob: threshold})
 
     # AVX2 Hamming row-wise: scalar POPCNT vs pshufb by code length.
     if kernels.get("hamming") == "avx2":
+        default = _core.get_knobs()["hamming_popcnt_max_bytes"]
         limit = 0
         for nbytes in (32, 64, 128, 256):
             c = _tiled(max(2048, l2 // nbytes), nbytes, np.uint8, rng)
-            q2 = c[:2] ^ 1
             best, times = _pick({"popcnt": {"hamming_popcnt_max_bytes": 1 << 30},
                                  "pshufb": {"hamming_popcnt_max_bytes": 0}},
-                                lambda c=c, q2=q2: topk(q2, c, 10, metric="hamming"), rounds=2)
-            timings[f"hamming {nbytes} B"] = {k: round(v * 1e3, 3) for k, v in times.items()}
+                                lambda c=c: topk(c[:2] ^ 1, c, 10, metric="hamming"),
+                                "popcnt" if nbytes <= default else "pshufb", rounds=3)
+            timings[f"hamming {nbytes} B"] = _ms(times)
             if best != "popcnt":
                 break
             limit = nbytes
-        chosen["hamming_popcnt_max_bytes"] = limit
         _apply({**_core.get_knobs(), "hamming_popcnt_max_bytes": limit})
-    return {"knobs": {**_core.get_knobs(), **chosen}, "timings_ms": timings}
+    return {"knobs": dict(_core.get_knobs()), "timings_cpu_ms": timings}
 
 
 # ------------------------------------------------------------ entry points
@@ -290,7 +315,12 @@ def ensure_tuned() -> None:
             _core.reset_knobs()
             _state.update(level=level, source="defaults", path=None, seconds=None)
             return
-        _load(force=mode == "force" and _state.get("forced") != level)
+        try:
+            _load(force=mode == "force" and _state.get("forced") != level)
+        except MemoryError:
+            # No room for the calibration data: the defaults are exact too.
+            _core.reset_knobs()
+            _state.update(level=level, source="defaults", path=None, seconds=None)
         if mode == "force":
             _state["forced"] = level
 
@@ -302,14 +332,31 @@ def invalidate() -> None:
         _state["level"] = None
 
 
+def _variants(knobs: dict) -> dict:
+    """The knobs as words, per family."""
+    def one_query(family):
+        order = "rows in memory order" if knobs[f"{family}_row_order"] else "row tiles"
+        pf = knobs[f"{family}_prefetch"]
+        return f"one query: {order}, " + (f"prefetch {pf} B ahead" if pf else "no software prefetch")
+
+    popcnt = knobs["hamming_popcnt_max_bytes"]
+    return {
+        "cosine": f"{one_query('cosine')}; packed from {knobs['cosine_packed_min_queries']} queries",
+        "hamming": f"{one_query('hamming')}; packed from {knobs['hamming_packed_min_queries']} queries; "
+                   f"AVX2 rows: POPCNT up to {popcnt} B, pshufb above",
+    }
+
+
 def tuning_info() -> dict:
     """Which knob values run, and whether they came from the cache, a fresh
     calibration or the defaults table ('pending' before the first search)."""
+    knobs = dict(_core.get_knobs())
     return {
         "source": _state["source"] if _state["level"] == _core.get_isa() else "pending",
         "mode": os.environ.get("PPLX_KERNELS_TUNE", "auto"),
         "cpu_family": _core.cpu_family(),
-        "knobs": dict(_core.get_knobs()),
+        "knobs": knobs,
+        "variants": _variants(knobs),
         "cache": _state["path"],
         "calibration_seconds": _state["seconds"],
     }

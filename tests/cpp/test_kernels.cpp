@@ -565,6 +565,18 @@ void test_cosine(const KernelTable& ref, const Variant& v) {
     int32_t sa = r.sumsq_i8(x.data(), dim), sb = k.sumsq_i8(x.data(), dim);
     report(v.name, sa == sb, fmt("sumsq_i8 dim=65536: scalar %d got %d", sa, sb));
   }
+  // The same through the packed paths (8+ queries, 16+ rows).
+  {
+    const size_t dim = 65536, nq = 9, nx = 33;
+    std::vector<int8_t> q(nq * dim, 127), x(nx * dim, 127);
+    for (size_t i = 0; i < x.size(); i += 7) x[i] = -127;
+    for (size_t i = 0; i < q.size(); i += 11) q[i] = -127;
+    Guarded<int32_t> a(nq * nx), b(nq * nx);
+    bool fa = r.dots_i8(q.data(), nq, dim, x.data(), nx, dim, dim, a.data(), nx);
+    bool fb = k.dots_i8(q.data(), nq, dim, x.data(), nx, dim, dim, b.data(), nx);
+    std::string err = fa || fb ? "-128 flag set" : compare(a, b);
+    report(v.name, err.empty(), fmt("dots_i8 dim=65536 nq=9 nx=33: %s", err.c_str()));
+  }
 }
 
 // ------------------------------------------------------------------- hamming
