@@ -13,12 +13,13 @@ import pytest
 import pplx_kernels as pk
 from pplx_kernels import _core
 
-# Settings that force each path: packed kernels for every query count or
-# never; POPCNT or pshufb for every code length; one-query rows in tiles or
+# Settings that force each path: packed kernels for every query count
+# (queries rather than codes packed) or never; POPCNT or pshufb for every code length; one-query rows in tiles or
 # in memory order; prefetch off or far ahead.
 KNOB_SETS = [
     {"cosine_packed_min_queries": 1, "hamming_packed_min_queries": 1,
      "hamming_popcnt_max_bytes": 1 << 30, "cosine_row_order": 0, "hamming_row_order": 0,
+     "hamming_code_packing_min_queries": 1 << 30,
      "cosine_prefetch": 0, "hamming_prefetch": 0},
     {"cosine_packed_min_queries": 1 << 30, "hamming_packed_min_queries": 1 << 30,
      "hamming_popcnt_max_bytes": 0, "cosine_row_order": 1, "hamming_row_order": 1,

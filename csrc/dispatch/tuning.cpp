@@ -21,12 +21,13 @@ struct Defaults {
 // Measured defaults (benchmarks/README.md); the tuner refines them per
 // machine. Order: cosine_prefetch, hamming_prefetch,
 // cosine_packed_min_queries, hamming_packed_min_queries,
-// hamming_popcnt_max_bytes, cosine_row_order, hamming_row_order.
+// hamming_popcnt_max_bytes, hamming_code_packing_min_queries,
+// cosine_row_order, hamming_row_order.
 const Defaults kDefaults[] = {
-    {"generic", {4096, 4096, 8, 8, 64, 1, 1}},
-    {"intel", {4096, 4096, 8, 4, 64, 1, 1}},
-    {"amd-zen4", {4096, 4096, 8, 4, 64, 1, 1}},
-    {"amd", {4096, 4096, 8, 8, 64, 1, 1}},
+    {"generic", {4096, 4096, 8, 8, 64, 16, 1, 1}},
+    {"intel", {4096, 4096, 8, 4, 64, 16, 1, 1}},
+    {"amd-zen4", {4096, 4096, 8, 4, 64, 16, 1, 1}},
+    {"amd", {4096, 4096, 8, 8, 64, 16, 1, 1}},
 };
 
 const Defaults& defaults_row() {
@@ -72,6 +73,7 @@ const std::vector<KnobInfo>& knob_infos() {
       {"cosine_packed_min_queries", {4, 8, 16, 32, 64}},
       {"hamming_packed_min_queries", {4, 8, 16, 32, 64}},
       {"hamming_popcnt_max_bytes", {0, 64, 128, 256, 1u << 30}},
+      {"hamming_code_packing_min_queries", {8, 16, 32, 64}},
       {"cosine_row_order", {0, 1}},
       {"hamming_row_order", {0, 1}},
   };

@@ -247,6 +247,25 @@ def calibrate() -> dict:
             threshold = m
         _apply({**_core.get_knobs(), knob: threshold})
 
+    # AVX-512 Hamming, packed regime: queries packed (codes read in place)
+    # below a query count, codes packed from it on.
+    if kernels.get("hamming") == "avx512_vpopcntdq":
+        knob, cs = "hamming_code_packing_min_queries", data["hamming"]
+        default = _core.get_knobs()[knob]
+        codes_win = {}
+        for m in candidates[knob]:
+            times = _times({"queries": {knob: 1 << 30}, "codes": {knob: 1}},
+                           lambda m=m: topk(cs[:m] ^ 1, cs, 10, metric="hamming"), rounds=3)
+            timings[f"hamming M={m} packing"] = _ms(times)
+            ratio = times["queries"] / times["codes"]
+            codes_win[m] = ratio > MARGIN or (ratio >= 1 / MARGIN and m >= default)
+        threshold = max(candidates[knob])
+        for m in sorted(candidates[knob], reverse=True):
+            if not codes_win[m]:
+                break
+            threshold = m
+        _apply({**_core.get_knobs(), knob: threshold})
+
     # AVX2 Hamming row-wise: scalar POPCNT vs pshufb by code length.
     if kernels.get("hamming") == "avx2":
         default = _core.get_knobs()["hamming_popcnt_max_bytes"]
@@ -342,7 +361,8 @@ def _variants(knobs: dict) -> dict:
     popcnt = knobs["hamming_popcnt_max_bytes"]
     return {
         "cosine": f"{one_query('cosine')}; packed from {knobs['cosine_packed_min_queries']} queries",
-        "hamming": f"{one_query('hamming')}; packed from {knobs['hamming_packed_min_queries']} queries; "
+        "hamming": f"{one_query('hamming')}; packed from {knobs['hamming_packed_min_queries']} queries "
+                   f"(AVX-512: codes packed from {knobs['hamming_code_packing_min_queries']}, queries below); "
                    f"AVX2 rows: POPCNT up to {popcnt} B, pshufb above",
     }
 

@@ -899,11 +899,12 @@ int main(int argc, char** argv) {
   }
   // The speed-only knobs choose between exact variants: the search kernels
   // again under settings that force each path (packed for every query
-  // count or never; popcnt or pshufb for every code length; rows in tiles
+  // count, queries rather than codes packed, or never packed; popcnt or pshufb for every code length; rows in tiles
   // or in memory order; prefetch off or far ahead).
   const std::vector<std::vector<std::pair<Knob, uint32_t>>> knob_sets = {
       {{Knob::cosine_packed_min_queries, 1}, {Knob::hamming_packed_min_queries, 1},
        {Knob::hamming_popcnt_max_bytes, 1u << 30}, {Knob::cosine_row_order, 0},
+       {Knob::hamming_code_packing_min_queries, 1u << 30},
        {Knob::hamming_row_order, 0}, {Knob::cosine_prefetch, 0}, {Knob::hamming_prefetch, 0}},
       {{Knob::cosine_packed_min_queries, 1u << 30}, {Knob::hamming_packed_min_queries, 1u << 30},
        {Knob::hamming_popcnt_max_bytes, 0}, {Knob::cosine_row_order, 1},

@@ -22,6 +22,9 @@ enum class Knob : int {
   // AVX2 row-wise Hamming: scalar POPCNT for codes up to this many bytes,
   // pshufb nibble lookup above.
   hamming_popcnt_max_bytes,
+  // AVX-512 Hamming, packed regime: below this query count the queries are
+  // packed and the codes read in place; from it on, the codes are packed.
+  hamming_code_packing_min_queries,
   // One query: 0 = 1 x 4 row tiles, 1 = rows one at a time in memory order.
   cosine_row_order,
   hamming_row_order,

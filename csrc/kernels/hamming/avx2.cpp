@@ -1,17 +1,20 @@
 // Hamming distances, AVX2.
 //
-// Packed (8 or more queries, 32 or more codes): codes are repacked into
+// Packed (from the hamming_packed_min_queries knob, 8 by default, and 32 or
+// more codes): codes are repacked into
 // nibble planes, 16 codes per 32-byte vector (see pack_codes), and one
 // pshufb per query byte turns 32 code nibbles into their distances to the
 // query's nibbles: 2 instructions per 16 codes x 8 bits, against about 9
 // per 32 bytes of one pair for the row-wise lookup below.
 //
-// Row-wise (fewer queries): register tiles of 4 queries x 2 codes.
-// Long codes: nibble-lookup popcount (pshufb) of xor-ed 32-byte chunks, byte
-// counts summed by sad_epu8 into 64-bit lanes. Codes up to 64 bytes: scalar
-// POPCNT on 64-bit words, which measured faster there (Xeon, AVX2 build:
-// 365 vs 352 M pairs/s at 64 bytes, 434 vs 355 at 48; pshufb 202 vs 186 at
-// 128 bytes, 57 vs 44 at 512; see benchmarks/README.md).
+// Row-wise (fewer queries): register tiles of 4 queries x 2 codes (one
+// query: 1 x 1 in memory order with the hamming_row_order knob). Codes up
+// to hamming_popcnt_max_bytes (64 by default): scalar POPCNT on 64-bit
+// words; longer: nibble-lookup popcount (pshufb) of xor-ed 32-byte chunks,
+// byte counts summed by sad_epu8 into 64-bit lanes (Xeon, AVX2 build: 365
+// vs 352 M pairs/s at 64 bytes, 434 vs 355 at 48; pshufb 202 vs 186 at 128
+// bytes, 57 vs 44 at 512; see benchmarks/README.md). The tuner measures
+// the crossing on each CPU.
 #include <algorithm>
 #include <cstring>
 

@@ -2,8 +2,9 @@
 // (built with F/BW/VL/DQ + VPOPCNTDQ only; chosen at run time only where
 // CPUID reports AVX512_VPOPCNTDQ).
 //
-// Two microkernels:
-// - Packed (4 or more queries): the codes of a call are first repacked, 32
+// Three microkernels (the choice between them is a speed-only knob,
+// pplx/tuning.h):
+// - Packed (from hamming_packed_min_queries, 4 or 8 by default): the codes of a call are first repacked, 32
 //   at a time, so that each 64-byte vector holds the same 8-byte word of 8
 //   codes (an 8 x 8 qword transpose). A query word broadcast against it
 //   gives 8 distances' worth of popcounts per instruction, and the
@@ -12,6 +13,9 @@
 //   queries x 32 codes, 16 accumulators.
 // - Row-wise (fewer queries): 64-byte chunks of a code against the same
 //   chunk of up to 4 queries, 4 x 4 tiles reduced by one transpose tree.
+// - One query with hamming_row_order (the default): 16 codes each read
+//   whole, in memory order, sharing one transpose tree; on a Zen 4 core
+//   27 GB/s against 10 for the 1 x 16 tile that reads them column-wise.
 #include <cstring>
 
 #include "kernels/common/avx512_util.h"
@@ -218,8 +222,89 @@ void hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t*
   }
 }
 
+// ---- queries packed (codes read in place)
+
+// Word k of queries 8g .. 8g+7 at qp + (g * words + k) * 8, zero past the
+// query or its bytes. Packing the few queries instead of the many codes
+// leaves the codes to be read once, front to back, straight from memory.
+void pack_queries(const uint8_t* q, size_t nq, size_t qs, size_t bytes, uint64_t* qp) {
+  const size_t words = (bytes + 7) / 8, groups = (nq + 7) / 8;
+  std::memset(qp, 0, groups * words * 64);
+  for (size_t a = 0; a < nq; ++a)
+    for (size_t k = 0; k < words; ++k)
+      std::memcpy(&qp[((a / 8) * words + k) * 8 + a % 8], q + a * qs + 8 * k, min_size(8, bytes - 8 * k));
+}
+
+// Distances of RC codes (1 or 8) to G groups of 8 packed queries: each code
+// word is broadcast against the queries' words. nq_left: queries of the
+// tile that exist (the rest of the lanes are padding, not written).
+template <int RC, int G>
+void qpacked_tile(const uint64_t* qp, size_t words, const uint8_t* x, size_t xs, size_t bytes,
+                  size_t nq_left, int32_t* out, size_t os) {
+  __m512i acc[RC * G];
+  unroll<RC * G>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
+  const size_t full = bytes / 8;
+  auto step = [&](size_t k, auto load_word) {
+    __m512i qv[G];
+    unroll<G>([&](auto g) { qv[g] = _mm512_load_si512(qp + (g * words + k) * 8); });
+    unroll<RC>([&](auto r) {
+      const __m512i b = _mm512_set1_epi64(load_word(x + r * xs + 8 * k));
+      unroll<G>([&](auto g) {
+        acc[r * G + g] = _mm512_add_epi64(acc[r * G + g], _mm512_popcnt_epi64(_mm512_xor_si512(b, qv[g])));
+      });
+    });
+  };
+  for (size_t k = 0; k < full; ++k)
+    step(k, [](const uint8_t* p) { int64_t w; std::memcpy(&w, p, 8); return w; });
+  if (full < words) {
+    const size_t n = bytes - 8 * full;
+    step(full, [n](const uint8_t* p) { int64_t w = 0; std::memcpy(&w, p, n); return w; });
+  }
+  unroll<G>([&](auto g) {
+    const size_t lanes = min_size(8, nq_left > 8 * size_t(g) ? nq_left - 8 * g : 0);
+    if (RC == 8) {
+      __m512i r[8];
+      unroll<8>([&](auto i) { r[i] = acc[i * G + g]; });
+      transpose8(r);  // r[i] lane c: query 8g + i, code c
+      for (size_t i = 0; i < lanes; ++i)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (8 * g + i) * os), _mm512_cvtepi64_epi32(r[i]));
+    } else {
+      alignas(64) int64_t d[8];
+      _mm512_store_si512(d, acc[g]);
+      for (size_t i = 0; i < lanes; ++i) out[(8 * g + i) * os] = int32_t(d[i]);
+    }
+  });
+}
+
+// Returns false (nothing written) when the scratch memory is not available.
+bool hamming_qpacked(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
+                     size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
+  thread_local Scratch64 buf;
+  const size_t words = (bytes + 7) / 8, groups = (nq + 7) / 8;
+  uint64_t* qp = reinterpret_cast<uint64_t*>(buf.get(groups * words * 64));
+  if (!qp) return false;
+  pack_queries(q, nq, q_stride, bytes, qp);
+  for (size_t g = 0; g < groups; g += 2) {
+    const uint64_t* qg = qp + g * words * 8;
+    const size_t left = nq - 8 * g;
+    int32_t* o = out + 8 * g * out_stride;
+    size_t j = 0;
+    if (groups - g >= 2) {
+      for (; j + 8 <= nx; j += 8) qpacked_tile<8, 2>(qg, words, x + j * x_stride, x_stride, bytes, left, o + j, out_stride);
+      for (; j < nx; ++j) qpacked_tile<1, 2>(qg, words, x + j * x_stride, x_stride, bytes, left, o + j, out_stride);
+    } else {
+      for (; j + 8 <= nx; j += 8) qpacked_tile<8, 1>(qg, words, x + j * x_stride, x_stride, bytes, left, o + j, out_stride);
+      for (; j < nx; ++j) qpacked_tile<1, 1>(qg, words, x + j * x_stride, x_stride, bytes, left, o + j, out_stride);
+    }
+  }
+  return true;
+}
+
 void hamming_u1(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
                 size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
+  if (nq >= knob(Knob::hamming_packed_min_queries) && nq < knob(Knob::hamming_code_packing_min_queries) &&
+      hamming_qpacked(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride))
+    return;
   if (nq >= knob(Knob::hamming_packed_min_queries) && nx >= 16)
     hamming_packed(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride);
   else
