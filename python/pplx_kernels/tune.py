@@ -222,49 +222,38 @@ def calibrate() -> dict:
     rows_in_l3 = max(2048, min(l3 // 2, 16 << 20) // dim)
     data = {"cosine": _tiled(rows_in_l3, dim, np.int8, rng),
             "hamming": _tiled(rows_in_l3, 128, np.uint8, rng)}
-    packed_variants = {"cosine": ("avx512_vnni",), "hamming": ("avx2", "avx512_vpopcntdq")}
-    for family, xs in data.items():
-        if kernels.get(family) not in packed_variants[family]:
-            continue  # no packed kernel at this level: the knob does nothing
-        knob = f"{family}_packed_min_queries"
+    def set_crossing(knob, label, run_m):
+        """Sets a query-count knob (the path it gates runs from that many
+        queries on) to the smallest candidate from which that path wins at
+        every larger candidate, the largest at least (beyond it the gated,
+        compute-bound path is ahead)."""
         default = _core.get_knobs()[knob]
-        kw = {"metric": "hamming"} if family == "hamming" else {}
-        packed_wins = {}
+        wins = {}
         for m in candidates[knob]:
-            qm = xs[:m] ^ 1 if family == "hamming" else xs[:m] // 2
-            times = _times({"rows": {knob: 1 << 30}, "packed": {knob: 1}},
-                           lambda qm=qm: topk(qm, xs, 10, **kw), rounds=3)
-            timings[f"{family} M={m}"] = _ms(times)
-            ratio = times["rows"] / times["packed"]
-            packed_wins[m] = ratio > MARGIN or (ratio >= 1 / MARGIN and m >= default)
-        # The smallest query count from which packed wins at every larger
-        # candidate (at the largest at least: beyond it packed is compute
-        # bound and ahead).
+            times = _times({"below": {knob: 1 << 30}, "from": {knob: 1}},
+                           lambda m=m: run_m(m), rounds=2)
+            timings[f"{label} M={m}"] = _ms(times)
+            ratio = times["below"] / times["from"]
+            wins[m] = ratio > MARGIN or (ratio >= 1 / MARGIN and m >= default)
         threshold = max(candidates[knob])
         for m in sorted(candidates[knob], reverse=True):
-            if not packed_wins[m]:
+            if not wins[m]:
                 break
             threshold = m
         _apply({**_core.get_knobs(), knob: threshold})
 
-    # AVX-512 Hamming, packed regime: queries packed (codes read in place)
-    # below a query count, codes packed from it on.
+    xs, cs = data["cosine"], data["hamming"]
+    # Row-wise ("below") vs packed ("from").
+    if kernels.get("cosine") == "avx512_vnni":
+        set_crossing("cosine_packed_min_queries", "cosine rows|packed", lambda m: topk(xs[:m] // 2, xs, 10))
+    if kernels.get("hamming") in ("avx2", "avx512_vpopcntdq"):
+        set_crossing("hamming_packed_min_queries", "hamming rows|packed",
+                     lambda m: topk(cs[:m] ^ 1, cs, 10, metric="hamming"))
+    # AVX-512 Hamming, packed regime: queries packed, codes read in place
+    # ("below") vs codes packed ("from").
     if kernels.get("hamming") == "avx512_vpopcntdq":
-        knob, cs = "hamming_code_packing_min_queries", data["hamming"]
-        default = _core.get_knobs()[knob]
-        codes_win = {}
-        for m in candidates[knob]:
-            times = _times({"queries": {knob: 1 << 30}, "codes": {knob: 1}},
-                           lambda m=m: topk(cs[:m] ^ 1, cs, 10, metric="hamming"), rounds=3)
-            timings[f"hamming M={m} packing"] = _ms(times)
-            ratio = times["queries"] / times["codes"]
-            codes_win[m] = ratio > MARGIN or (ratio >= 1 / MARGIN and m >= default)
-        threshold = max(candidates[knob])
-        for m in sorted(candidates[knob], reverse=True):
-            if not codes_win[m]:
-                break
-            threshold = m
-        _apply({**_core.get_knobs(), knob: threshold})
+        set_crossing("hamming_code_packing_min_queries", "hamming queries|codes packed",
+                     lambda m: topk(cs[:m] ^ 1, cs, 10, metric="hamming"))
 
     # AVX2 Hamming row-wise: scalar POPCNT vs pshufb by code length.
     if kernels.get("hamming") == "avx2":
