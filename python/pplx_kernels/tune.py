@@ -358,10 +358,12 @@ def _variants(knobs: dict) -> dict:
 
 def tuning_info() -> dict:
     """Which knob values run, and whether they came from the cache, a fresh
-    calibration or the defaults table ('pending' before the first search)."""
+    calibration or the defaults table ('pending': the defaults run until the
+    first search call applies the cache or calibrates)."""
     knobs = dict(_core.get_knobs())
     return {
-        "source": _state["source"] if _state["level"] == _core.get_isa() else "pending",
+        "source": (_state["source"] if _state["level"] == _core.get_isa()
+                   else "defaults" if _mode() == "off" else "pending"),
         "mode": os.environ.get("PPLX_KERNELS_TUNE", "auto"),
         "cpu_family": _core.cpu_family(),
         "knobs": knobs,
