@@ -135,6 +135,17 @@ def main(argv=None):
             target, ok = f"{r['target']:6.1f}x", "ok" if r["ratio"] >= r["target"] else "BELOW"
         print(f"{r['case']:34s} {r['peer']:34s} {r['ours_ms']:9.2f} {r['peer_ms']:9.2f} "
               f"{r['ratio']:6.1f}x {target} {ok}")
+    # Mean pooling streams memory: its roofline is the read bandwidth over
+    # the bytes it must read (the unmasked tokens).
+    from compare_peers import read_bandwidth
+
+    threads = pk.get_num_threads()
+    bandwidth = read_bandwidth(threads)
+    hidden, mask = pooling_data(np.random.default_rng(0))
+    t = best_time(lambda: pk.mean_pool(hidden, mask), args.repeat)
+    gbps = hidden.nbytes * float(mask.mean()) / t / 1e9
+    print(f"mean pool reads {gbps:.1f} GB/s of unmasked tokens = {gbps / bandwidth:.0%} of the read "
+          f"bandwidth {bandwidth:.1f} GB/s ({threads} threads, measured now)")
 
 
 # pytest-benchmark suite: python -m pytest benchmarks/bench_core.py

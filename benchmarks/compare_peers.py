@@ -267,7 +267,11 @@ def main():
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
     bandwidth = {t: read_bandwidth(t) for t in sorted({1, threads})}
+    # The kernels' speed-only knobs: cached, calibrated now (about 1.5 s) or
+    # the defaults (PPLX_KERNELS_TUNE=off), before anything is timed.
+    tuning = pk.tune(force=False) if os.environ.get("PPLX_KERNELS_TUNE", "auto") != "off" else pk.cpu_info()["tuning"]
     print(f"cpu_info: isa {pk.get_isa()}, kernels {pk.cpu_info()['kernels']}")
+    print(f"tuning: {tuning['source']}, knobs {tuning['knobs']}")
     print("streaming read bandwidth: " + ", ".join(f"{v:.1f} GB/s on {t} thread(s)" for t, v in bandwidth.items()))
     bw = max(bandwidth.values())
 

@@ -24,7 +24,7 @@ if [[ "${SANITIZE:-0}" == 1 ]]; then
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
 avx2=(-mavx2 -mfma -mf16c -mpopcnt -mbmi2)
-avx512=(-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512vpopcntdq "${avx2[@]}")
+avx512=(-mavx512f -mavx512bw -mavx512vl -mavx512dq "${avx2[@]}")
 # GCC's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined"
 # pass-through vectors (as in CMakeLists.txt).
 if "$CXX" --version | grep -qi "gcc\|g++\|free software"; then avx512+=(-Wno-maybe-uninitialized); fi
@@ -33,10 +33,12 @@ flags_for() {
   case "$1" in
     */avx2.cpp) echo "${avx2[*]}" ;;
     */avx512.cpp) echo "${avx512[*]}" ;;
+    */avx512_vnni.cpp) echo "${avx512[*]} -mavx512vnni" ;;
+    */avx512_vpopcntdq.cpp) echo "${avx512[*]} -mavx512vpopcntdq" ;;
     *) echo "" ;;
   esac
 }
-srcs=(csrc/kernels/*/scalar.cpp csrc/kernels/*/avx2.cpp csrc/kernels/*/avx512.cpp
+srcs=(csrc/kernels/*/scalar.cpp csrc/kernels/*/avx2.cpp csrc/kernels/*/avx512*.cpp
       csrc/dispatch/*.cpp tests/cpp/test_kernels.cpp)
 # shellcheck source=scripts/build_cpp_test.sh
 source scripts/build_cpp_test.sh

@@ -1,4 +1,11 @@
+import os
+
 import pytest
+
+# The kernels' speed-only knobs stay at their defaults in tests: no
+# calibration (timing) and no cache written into the user's home. Tests of
+# the tuner set their own environment in subprocesses.
+os.environ["PPLX_KERNELS_TUNE"] = "off"
 
 import pplx_kernels
 

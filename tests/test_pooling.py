@@ -174,3 +174,18 @@ def test_mean_pool_spans(isa, rng, dim):
 def test_mean_pool_spans_bad_spans(spans, exc):
     with pytest.raises(exc, match="spans"):
         pk.mean_pool_spans(np.zeros((50, 4), np.float32), spans)
+
+
+def test_large_batch_by_whole_rows_matches_scalar(isa, rng):
+    # 16+ sequences are pooled a whole row per task (fewer: column blocks):
+    # bit-identical to the scalar level either way.
+    hidden = rng.standard_normal((20, 9, 1000)).astype(np.float32)
+    mask = random_mask(rng, 20, 9)
+    out = pk.mean_pool(hidden, mask)
+    pk.set_isa("scalar")
+    try:
+        ref = pk.mean_pool(hidden, mask)
+    finally:
+        pk.set_isa(isa)
+    assert np.array_equal(out, ref)
+    assert np.allclose(out, reference_mean_pool(hidden, mask), atol=1e-5)

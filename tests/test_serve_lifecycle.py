@@ -18,7 +18,8 @@ pytest.importorskip("uvicorn")
 
 from pplx_kernels import Index  # noqa: E402
 from pplx_kernels import _default_model  # noqa: E402
-from pplx_kernels.cli import build_index, read_corpus  # noqa: E402
+from pplx_kernels.corpus import read_corpus  # noqa: E402
+from pplx_kernels.index.build import build_index  # noqa: E402
 from pplx_kernels.embedder import Embedder  # noqa: E402
 from pplx_kernels.serve.state import MODEL_CALL_TOKENS  # noqa: E402
 

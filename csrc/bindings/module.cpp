@@ -11,6 +11,7 @@ namespace pplx {
 void bind_core(py::module_& m);
 void bind_search(py::module_& m);
 void install_interrupt_hook();
+void bind_tuning(py::module_& m);
 }  // namespace pplx
 
 namespace {
@@ -74,4 +75,5 @@ PYBIND11_MODULE(_core, m) {
   pplx::bind_core(m);
   pplx::bind_search(m);
   pplx::install_interrupt_hook();
+  pplx::bind_tuning(m);
 }

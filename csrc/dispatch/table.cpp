@@ -51,9 +51,7 @@ std::vector<Isa> supported_isas() {
   return out;
 }
 
-namespace {
-
-KernelTable build_table(Isa level) {
+KernelTable build_table(Isa level, const CpuFeatures& f) {
   KernelTable t;
   t.level = level;
   t.pooling = scalar::pooling;
@@ -76,9 +74,8 @@ KernelTable build_table(Isa level) {
   // The AVX-512 search kernels need VNNI (cosine) and VPOPCNTDQ (Hamming)
   // beyond the level's F/BW/VL/DQ; without them the AVX2 twins run.
   if (level == Isa::avx512) {
-    const CpuFeatures& f = cpu_features();
-    if (f.avx512vnni) t.cosine = avx512::cosine, t.cosine_isa = Isa::avx512;
-    if (f.avx512vpopcntdq) t.hamming = avx512::hamming, t.hamming_isa = Isa::avx512;
+    if (f.avx512vnni) t.cosine = avx512_vnni::cosine, t.cosine_isa = Isa::avx512;
+    if (f.avx512vpopcntdq) t.hamming = avx512_vpopcntdq::hamming, t.hamming_isa = Isa::avx512;
   }
   // Pooling has no AVX-512 variant: it streams memory, which AVX2 saturates.
   if (level == Isa::avx512) {
@@ -94,14 +91,17 @@ KernelTable build_table(Isa level) {
     t.pooling = neon::pooling;
     t.quantize = neon::quantize;
     t.bitpack = neon::bitpack;
-    t.cosine = cpu_features().neon_dotprod ? neon_dotprod::cosine : neon::cosine;
+    t.cosine = f.neon_dotprod ? neon_dotprod::cosine : neon::cosine;
     t.hamming = neon::hamming;
     t.pooling_isa = t.quantize_isa = t.bitpack_isa = Isa::neon;
     t.cosine_isa = t.hamming_isa = Isa::neon;
   }
 #endif
+  (void)f;
   return t;
 }
+
+namespace {
 
 Isa default_level() {
   const char* env = std::getenv("PPLX_KERNELS_ISA");
@@ -130,7 +130,7 @@ const KernelTable& kernels() {
   std::lock_guard<std::mutex> lock(g_table_mutex);
   t = g_table.load(std::memory_order_relaxed);
   if (!t) {
-    t = new KernelTable(build_table(default_level()));
+    t = new KernelTable(build_table(default_level(), cpu_features()));
     g_table.store(t, std::memory_order_release);
   }
   return *t;
@@ -142,7 +142,7 @@ void set_isa(Isa isa) {
                                 "' is not supported on this CPU");
   std::lock_guard<std::mutex> lock(g_table_mutex);
   // Old tables are kept alive: a call running on another thread may hold one.
-  g_table.store(new KernelTable(build_table(isa)), std::memory_order_release);
+  g_table.store(new KernelTable(build_table(isa, cpu_features())), std::memory_order_release);
 }
 
 std::vector<std::pair<std::string, std::string>> extra_kernel_variants(const KernelTable& t) {

@@ -12,6 +12,7 @@ from .runtime import (
 from .pooling import mean_pool, mean_pool_spans
 from .quantize import Quantized, pack_bits, quantize, quantize_fused, unpack_bits
 from .search import cosine, hamming, norms, topk
+from .tune import tune
 from .index import Index
 
 __version__ = "0.1.0"
@@ -45,5 +46,6 @@ __all__ = [
     "set_isa",
     "set_num_threads",
     "topk",
+    "tune",
     "unpack_bits",
 ]

@@ -139,6 +139,13 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    import pplx_kernels
+
+    print(json.dumps(pplx_kernels.tune(force=True), indent=1))
+    return 0
+
+
 # (script, modules it needs, the extra that installs them)
 BENCHMARKS = (
     ("compare_peers.py", ("faiss", "usearch", "simsimd"), "bench"),
@@ -329,6 +336,11 @@ def make_parser() -> argparse.ArgumentParser:
                                      "uses and the thread count.")
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_info)
+
+    p = verbs.add_parser("tune", parents=[common], help="calibrate the search kernels for this CPU",
+                         description="Times the exact kernel variants on this CPU (about 2 s), keeps the "
+                                     "fastest and caches the choice (see PPLX_KERNELS_TUNE in README.md).")
+    p.set_defaults(func=cmd_tune)
 
     p = verbs.add_parser("bench", parents=[common], help="run the peer and embedder benchmarks",
                          description="Runs the benchmarks in the repository's benchmarks/ directory "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, tune
 
 _FAMILIES_NOTE = (
     "A level runs only where the CPU has it and the OS saves its registers (CPUID + XCR0). "
@@ -31,6 +31,7 @@ def set_isa(name: str) -> None:
     if name not in available_isas():
         raise ValueError(f"name: level {name!r} is not supported on this machine; available: {available_isas()}")
     _core.set_isa(name)
+    tune.invalidate()  # the new level's tuned knobs apply at the next search
 
 
 def get_num_threads() -> int:
@@ -61,5 +62,8 @@ def cpu_info() -> dict:
         "kernels": dict(_core.kernel_variants()),
         "threads": get_num_threads(),
         "max_threads": _core.max_threads(),
+        # Speed-only knob values of the search kernels and their source:
+        # cache, calibration or defaults (pplx_kernels.tune).
+        "tuning": tune.tuning_info(),
         "note": _FAMILIES_NOTE,
     }

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._validate import array_arg, out_arg, out_pair_arg, rows_arg, threads_arg
+from .tune import ensure_tuned
 
 MAX_DIM = 65536
 METRICS = ("cosine", "hamming")
@@ -101,6 +102,7 @@ def cosine(a: npt.ArrayLike, b: npt.ArrayLike, *, norms: npt.ArrayLike | None = 
     _same_width(a, b, "a", "b", "elements")
     nb = _norms_arg(norms, b.shape[0], b.shape[1], "norms")
     o = out_arg(out, (a.shape[0], b.shape[0]), np.float32, [a, b, nb], single)
+    ensure_tuned()
     result = _core.cosine(a, b, nb, _bool_arg(clamp, "clamp"), o, n_threads)
     if out is not None:
         return out
@@ -116,6 +118,7 @@ def hamming(a: npt.ArrayLike, b: npt.ArrayLike, *, threads: int | None = None,
     b = _database(b, "b", np.uint8, "packed bits")
     _same_width(a, b, "a", "b", "bytes")
     o = out_arg(out, (a.shape[0], b.shape[0]), np.int32, [a, b], single)
+    ensure_tuned()
     result = _core.hamming(a, b, o, n_threads)
     if out is not None:
         return out
@@ -198,6 +201,7 @@ def topk(queries: npt.ArrayLike, database: npt.ArrayLike, k: int, *, metric: str
     score_dtype = np.float32 if metric == "cosine" else np.int32
     shape = (q.shape[0], kk)
     os_, oi = out_pair_arg(out, [shape, shape], [score_dtype, np.int64], [q, x, c], single, "scores, ids")
+    ensure_tuned()
     scores: np.ndarray
     if metric == "cosine":
         nx = _norms_arg(database_norms, x.shape[0], x.shape[1], "database_norms")

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "pplx/dispatch.h"
+#include "pplx/tuning.h"
 #if defined(PPLX_HAVE_NEON)
 #include "kernels/common/neon_decls.h"
 #endif
@@ -435,6 +436,8 @@ void test_cosine(const KernelTable& ref, const Variant& v) {
       if (kind == 0)
         for (size_t nq : {1, 8, 17})
           for (size_t nx : {16, 17, 32, 33, 70}) shapes.push_back({nq, nx});
+      else  // extreme values through the packed paths too
+        shapes.push_back({9, 33});
       for (auto [nq, nx] : shapes) {
         {
           auto fill = [&](size_t rows, size_t stride) {
@@ -562,6 +565,18 @@ void test_cosine(const KernelTable& ref, const Variant& v) {
     int32_t sa = r.sumsq_i8(x.data(), dim), sb = k.sumsq_i8(x.data(), dim);
     report(v.name, sa == sb, fmt("sumsq_i8 dim=65536: scalar %d got %d", sa, sb));
   }
+  // The same through the packed paths (8+ queries, 16+ rows).
+  {
+    const size_t dim = 65536, nq = 9, nx = 33;
+    std::vector<int8_t> q(nq * dim, 127), x(nx * dim, 127);
+    for (size_t i = 0; i < x.size(); i += 7) x[i] = -127;
+    for (size_t i = 0; i < q.size(); i += 11) q[i] = -127;
+    Guarded<int32_t> a(nq * nx), b(nq * nx);
+    bool fa = r.dots_i8(q.data(), nq, dim, x.data(), nx, dim, dim, a.data(), nx);
+    bool fb = k.dots_i8(q.data(), nq, dim, x.data(), nx, dim, dim, b.data(), nx);
+    std::string err = fa || fb ? "-128 flag set" : compare(a, b);
+    report(v.name, err.empty(), fmt("dots_i8 dim=65536 nq=9 nx=33: %s", err.c_str()));
+  }
 }
 
 // ------------------------------------------------------------------- hamming
@@ -585,6 +600,8 @@ void test_hamming(const KernelTable& ref, const Variant& v) {
       if (kind == 0)
         for (size_t nq : {1, 8, 17})
           for (size_t nx : {16, 17, 32, 33, 70}) shapes.push_back({nq, nx});
+      else  // extreme values through the packed paths too
+        shapes.push_back({9, 33});
       for (auto [nq, nx] : shapes) {
         {
           std::vector<uint8_t> x(nx * xs), q(nq * qs);
@@ -628,6 +645,17 @@ void test_hamming(const KernelTable& ref, const Variant& v) {
     r.hamming_u1(q.data(), nq, bytes, x.data(), 4, bytes, bytes, a.data(), 4);
     k.hamming_u1(q.data(), nq, bytes, x.data(), 4, bytes, bytes, b.data(), 4);
     report(v.name, compare(a, b).empty(), fmt("hamming_u1 bytes=100000 nq=%zu: %s", nq, compare(a, b).c_str()));
+  }
+  // The same through the packed paths (8+ queries, 32+ codes), past what
+  // 16-bit sums hold: 10000 bytes, every bit differing but in every 7th byte.
+  {
+    const size_t bytes = 10000, nq = 9, nx = 33;
+    std::vector<uint8_t> q(nq * bytes, 0xFF), x(nx * bytes, 0x00);
+    for (size_t i = 0; i < x.size(); i += 7) x[i] = uint8_t(g_rng());
+    Guarded<int32_t> a(nq * nx), b(nq * nx);
+    r.hamming_u1(q.data(), nq, bytes, x.data(), nx, bytes, bytes, a.data(), nx);
+    k.hamming_u1(q.data(), nq, bytes, x.data(), nx, bytes, bytes, b.data(), nx);
+    report(v.name, compare(a, b).empty(), fmt("hamming_u1 bytes=10000 nq=9 nx=33: %s", compare(a, b).c_str()));
   }
 }
 
@@ -832,6 +860,20 @@ int main(int argc, char** argv) {
     std::string name = std::string(isa_name(isa)) + "(cosine=" + variant_of(t, "cosine") +
                        ",hamming=" + variant_of(t, "hamming") + ")";
     variants.push_back({name, t});
+#if defined(PPLX_HAVE_X86)
+    // An AVX-512 CPU without VNNI and VPOPCNTDQ (Skylake-SP): the level's
+    // table must fall back to the AVX2 search kernels, and they must pass.
+    if (isa == Isa::avx512) {
+      CpuFeatures bare = cpu_features();
+      bare.avx512vnni = bare.avx512vpopcntdq = false;
+      KernelTable b = build_table(Isa::avx512, bare);
+      report("dispatch",
+             b.cosine.dots_i8 == avx2::cosine.dots_i8 && b.hamming.hamming_u1 == avx2::hamming.hamming_u1 &&
+                 b.cosine_isa == Isa::avx2 && b.hamming_isa == Isa::avx2,
+             "avx512 level without VNNI/VPOPCNTDQ uses the AVX2 cosine and Hamming");
+      variants.push_back({"avx512(no vnni, no vpopcntdq)", b});
+    }
+#endif
 #if defined(PPLX_HAVE_NEON)
     // The table takes the dotprod cosine where the CPU has it; the plain
     // NEON cosine is tested here too.
@@ -854,6 +896,31 @@ int main(int argc, char** argv) {
     test_hamming(ref, v);
     test_fences(ref, v);
     if (sweep) tanh_sweep(v);
+  }
+  // The speed-only knobs choose between exact variants: the search kernels
+  // again under settings that force each path (packed for every query
+  // count, queries rather than codes packed, or never packed; popcnt or pshufb for every code length; rows in tiles
+  // or in memory order; prefetch off or far ahead).
+  const std::vector<std::vector<std::pair<Knob, uint32_t>>> knob_sets = {
+      {{Knob::cosine_packed_min_queries, 1}, {Knob::hamming_packed_min_queries, 1},
+       {Knob::hamming_popcnt_max_bytes, 1u << 30}, {Knob::cosine_row_order, 0},
+       {Knob::hamming_code_packing_min_queries, 1u << 30},
+       {Knob::hamming_row_order, 0}, {Knob::cosine_prefetch, 0}, {Knob::hamming_prefetch, 0}},
+      {{Knob::cosine_packed_min_queries, 1u << 30}, {Knob::hamming_packed_min_queries, 1u << 30},
+       {Knob::hamming_popcnt_max_bytes, 0}, {Knob::cosine_row_order, 1},
+       {Knob::hamming_row_order, 1}, {Knob::cosine_prefetch, 16384}, {Knob::hamming_prefetch, 16384}},
+  };
+  for (size_t s = 0; s < knob_sets.size(); ++s) {
+    for (auto [k, value] : knob_sets[s]) set_knob(k, value);
+    for (const Variant& v : variants) {
+      Variant kv{v.name + " knobs" + std::to_string(s + 1), v.table};
+      std::printf("testing %s\n", kv.name.c_str());
+      std::fflush(stdout);
+      test_cosine(ref, kv);
+      test_hamming(ref, kv);
+      test_fences(ref, kv);
+    }
+    reset_knobs();
   }
   test_dispatch(default_level);
 

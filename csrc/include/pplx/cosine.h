@@ -40,6 +40,7 @@ struct CosineKernels {
 
 namespace scalar { extern const CosineKernels cosine; }
 namespace avx2 { extern const CosineKernels cosine; }
-namespace avx512 { extern const CosineKernels cosine; }
+// Needs AVX512_VNNI beyond the avx512 level (its own unit and CPUID bit).
+namespace avx512_vnni { extern const CosineKernels cosine; }
 
 }  // namespace pplx

@@ -46,6 +46,11 @@ struct KernelTable {
   Isa cosine_isa, hamming_isa;
 };
 
+// The table of `level` on a CPU with features f (f decides the variants
+// beyond the level's guarantees, e.g. VNNI). Tests build the table of a CPU
+// without some extension this way.
+KernelTable build_table(Isa level, const CpuFeatures& f);
+
 // The active table. At first use it is built from PPLX_KERNELS_ISA (a cap)
 // or the best supported level.
 const KernelTable& kernels();

@@ -18,6 +18,7 @@ struct HammingKernels {
 
 namespace scalar { extern const HammingKernels hamming; }
 namespace avx2 { extern const HammingKernels hamming; }
-namespace avx512 { extern const HammingKernels hamming; }
+// Needs AVX512_VPOPCNTDQ beyond the avx512 level (its own unit and CPUID bit).
+namespace avx512_vpopcntdq { extern const HammingKernels hamming; }
 
 }  // namespace pplx

@@ -1,5 +1,6 @@
-// Helpers for the AVX-512 translation units only (compiled with AVX-512
-// flags; the anonymous namespace keeps them out of other files' symbols).
+// Helpers of the AVX-512 search units (cosine/avx512_vnni.cpp,
+// hamming/avx512_vpopcntdq.cpp), compiled with AVX-512 flags; the anonymous
+// namespace keeps each unit's copy out of the others' symbols.
 #pragma once
 // GCC 12 flags the deliberately undefined upper halves inside its own
 // reduce/extract intrinsics as uninitialized: a false positive.
@@ -9,25 +10,18 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "kernels/common/unroll.h"
 
 namespace pplx {
-namespace avx512 {
 namespace {
+
+// std::min is a template: an out-of-line copy built here could be shared
+// with baseline code by the linker.
+inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 // Byte lanes i < n set (n <= 64).
 inline __mmask64 byte_mask(size_t n) { return n >= 64 ? ~__mmask64(0) : _bzhi_u64(~0ull, unsigned(n)); }
-
-// A 64-byte aligned region of n bytes inside buf (grown as needed): the
-// packed tiles are written and read in whole cache lines, and a vector's
-// default 16-byte alignment would split every 64-byte access in two.
-inline uint8_t* aligned64(std::vector<uint8_t>& buf, size_t n) {
-  buf.resize(n + 63);
-  uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
-  return buf.data() + ((64 - p % 64) % 64);
-}
 
 // Lane i of the result is the sum of the 16 int32 lanes of v[i]: a transpose
 // tree of 15 adds instead of 16 separate horizontal sums.
@@ -76,5 +70,4 @@ inline __attribute__((always_inline)) void store_sums(const __m512i (&acc)[QT * 
 }
 
 }  // namespace
-}  // namespace avx512
 }  // namespace pplx

@@ -9,11 +9,13 @@ namespace pplx {
 // One 4 KB page ahead: the hardware streamer does not cross pages.
 constexpr size_t kPrefetchAheadBytes = 4096;
 
-// Prefetches the cache lines of [p, p + bytes) shifted one page forward: in
-// a loop over a stream, what it will read a page from now. Prefetch never
-// faults, so running past the end of the array is harmless.
-inline void prefetch_ahead(const void* p, size_t bytes) {
-  const char* c = static_cast<const char*>(p) + kPrefetchAheadBytes;
+// Prefetches the cache lines of [p, p + bytes) shifted `ahead` bytes forward
+// (one page by default): in a loop over a stream, what it will read that
+// far ahead. Prefetch never faults, so running past the end of the array is
+// harmless. ahead = 0: nothing (the search scans' distance is a knob).
+inline void prefetch_ahead(const void* p, size_t bytes, size_t ahead = kPrefetchAheadBytes) {
+  if (!ahead) return;
+  const char* c = static_cast<const char*>(p) + ahead;
   for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
 }
 

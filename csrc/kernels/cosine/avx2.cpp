@@ -17,6 +17,7 @@
 #include "kernels/common/prefetch.h"
 #include "kernels/common/unroll.h"
 #include "pplx/cosine.h"
+#include "pplx/tuning.h"
 
 namespace pplx {
 namespace avx2 {
@@ -52,7 +53,7 @@ inline __m256i reduce8(const __m256i (&v)[8]) {
 // of the rows); only a call's first query tile checks.
 template <bool Check, int QT, int RT>
 bool tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, int32_t* out,
-          size_t os) {
+          size_t os, size_t pf) {
   __m256i acc[QT * RT];
   unroll<QT * RT>([&](auto t) { acc[t] = _mm256_setzero_si256(); });
   __m256i low = _mm256_setzero_si256();
@@ -62,9 +63,9 @@ bool tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, in
     unroll<RT>([&](auto r) {
       xv[r] = load(x + r * xs + i);
       ax[r] = _mm256_abs_epi8(xv[r]);
-      if (Check) {  // first pass over these rows: also fetch rows a page ahead
+      if (Check) {  // first pass over these rows: also fetch rows pf bytes ahead
         low = _mm256_min_epi8(low, xv[r]);
-        prefetch_ahead(x + r * xs + i, 32);
+        if (i % 64 == 0) prefetch_ahead(x + r * xs + i, 32, pf);
       }
     });
     unroll<QT>([&](auto a) {
@@ -92,7 +93,8 @@ bool tile(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim, in
   return Check && _mm256_movemask_epi8(_mm256_cmpeq_epi8(low, _mm256_set1_epi8(-128))) != 0;
 }
 
-using TileFn = bool (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, int32_t*, size_t);
+using TileFn = bool (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, int32_t*, size_t,
+                        size_t);
 template <bool C>
 struct Tiles {
   TileFn fns[kQT][kRT] = {{tile<C, 1, 1>, tile<C, 1, 2>}, {tile<C, 2, 1>, tile<C, 2, 2>},
@@ -103,15 +105,19 @@ const Tiles<false> kPlainTiles;
 
 bool dots_i8(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
              size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
+  const size_t pf = knob(Knob::cosine_prefetch);
+  // One query: with the row-order knob, one row at a time (a single
+  // sequential stream for the hardware prefetcher) instead of 1 x 2 tiles.
+  const size_t row_tile = nq == 1 && knob(Knob::cosine_row_order) ? 1 : kRT;
   // Rows outer, queries inner: a tile of rows comes from memory once and
   // stays in L1 while every query tile runs over it (the first one checks it).
-  for (size_t j = 0; j < nx; j += kRT) {
-    size_t rt = std::min<size_t>(kRT, nx - j);
+  for (size_t j = 0; j < nx; j += row_tile) {
+    size_t rt = std::min<size_t>(row_tile, nx - j);
     for (size_t a = 0; a < nq; a += kQT) {
       size_t qt = std::min<size_t>(kQT, nq - a);
       const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
       if (tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
-                                out + a * out_stride + j, out_stride))
+                                out + a * out_stride + j, out_stride, pf))
         return true;
     }
   }

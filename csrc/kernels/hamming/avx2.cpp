@@ -1,16 +1,29 @@
-// Hamming distances, AVX2, in register tiles of 4 queries x 2 codes.
-// Long codes: nibble-lookup popcount (pshufb) of xor-ed 32-byte chunks, byte
-// counts summed by sad_epu8 into 64-bit lanes. Codes up to 64 bytes: scalar
-// POPCNT on 64-bit words, which measured faster there (Xeon, AVX2 build:
-// 365 vs 352 M pairs/s at 64 bytes, 434 vs 355 at 48; pshufb 202 vs 186 at
-// 128 bytes, 57 vs 44 at 512; see benchmarks/README.md).
+// Hamming distances, AVX2.
+//
+// Packed (from the hamming_packed_min_queries knob, 8 by default, and 32 or
+// more codes): codes are repacked into
+// nibble planes, 16 codes per 32-byte vector (see pack_codes), and one
+// pshufb per query byte turns 32 code nibbles into their distances to the
+// query's nibbles: 2 instructions per 16 codes x 8 bits, against about 9
+// per 32 bytes of one pair for the row-wise lookup below.
+//
+// Row-wise (fewer queries): register tiles of 4 queries x 2 codes (one
+// query: 1 x 1 in memory order with the hamming_row_order knob). Codes up
+// to hamming_popcnt_max_bytes (64 by default): scalar POPCNT on 64-bit
+// words; longer: nibble-lookup popcount (pshufb) of xor-ed 32-byte chunks,
+// byte counts summed by sad_epu8 into 64-bit lanes (Xeon, AVX2 build: 365
+// vs 352 M pairs/s at 64 bytes, 434 vs 355 at 48; pshufb 202 vs 186 at 128
+// bytes, 57 vs 44 at 512; see benchmarks/README.md). The tuner measures
+// the crossing on each CPU.
 #include <algorithm>
 #include <cstring>
 
 #include "kernels/common/avx2_util.h"
 #include "kernels/common/prefetch.h"
+#include "kernels/common/scratch.h"
 #include "kernels/common/unroll.h"
 #include "pplx/hamming.h"
+#include "pplx/tuning.h"
 
 namespace pplx {
 namespace avx2 {
@@ -102,20 +115,184 @@ struct Popcnt { static constexpr TileFn run = tile_popcnt<QT, RT>; };
 const Tiles<Pshufb> kPshufbTiles;
 const Tiles<Popcnt> kPopcntTiles;
 
-constexpr size_t kPopcntMaxBytes = 64;
 
-void hamming_u1(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
+// ---- packed path
+
+// kNibble.t[v]: the pshufb table of query byte v. Low 16 bytes:
+// popcount(u ^ (v & 15)) at index u; high 16: popcount(u ^ (v >> 4)).
+// constexpr, so it is constant data: no initializer compiled with AVX2
+// flags runs at load time.
+struct NibbleTables {
+  alignas(32) uint8_t t[256][32];
+};
+constexpr int popcount4(unsigned u) { return int((u & 1) + ((u >> 1) & 1) + ((u >> 2) & 1) + ((u >> 3) & 1)); }
+constexpr NibbleTables make_nibble_tables() {
+  NibbleTables n{};
+  for (unsigned v = 0; v < 256; ++v)
+    for (unsigned u = 0; u < 16; ++u) {
+      n.t[v][u] = uint8_t(popcount4(u ^ (v & 15)));
+      n.t[v][16 + u] = uint8_t(popcount4(u ^ (v >> 4)));
+    }
+  return n;
+}
+constexpr NibbleTables kNibble = make_nibble_tables();
+
+constexpr size_t kPackCodes = 32;  // codes per packed tile: two groups of 16
+constexpr size_t kByteSteps = 63;  // byte counters gain at most 4 per step
+
+// Two 16 x 16 byte transposes at once, one per 128-bit lane: r[i][j]
+// becomes r[j][i] within each lane. Each round interleaves vector i with
+// vector i + 8; four rounds rotate the 8-bit (vector, byte) index by 4,
+// which swaps rows and columns.
+inline __attribute__((always_inline)) void transpose16x16x2(__m256i (&r)[16]) {
+  unroll<4>([&](auto) {
+    __m256i t[16];
+    unroll<8>([&](auto i) {
+      t[2 * i] = _mm256_unpacklo_epi8(r[i], r[i + 8]);
+      t[2 * i + 1] = _mm256_unpackhi_epi8(r[i], r[i + 8]);
+    });
+    unroll<16>([&](auto i) { r[i] = t[i]; });
+  });
+}
+
+// Packs codes x [nx, bytes] into tiles of 32 codes over bp = bytes rounded
+// up to 16: at packed + (t * bp + b) * 64 + 32 * g, code byte b of group g
+// (16 codes) of tile t as [low nibbles | high nibbles]. Bytes past the code
+// and codes past nx are 0.
+void pack_codes(const uint8_t* x, size_t nx, size_t xs, size_t bytes, size_t bp, uint8_t* packed) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  for (size_t r0 = 0; r0 < nx; r0 += 16) {
+    uint8_t* group = packed + (r0 / kPackCodes) * bp * 64 + ((r0 / 16) % 2) * 32;
+    const size_t rows = std::min<size_t>(16, nx - r0);
+    // The column-wise walk over 16 codes is not a stream the hardware
+    // prefetcher follows: fetch the codes a page ahead meanwhile.
+    prefetch_ahead(x + r0 * xs, rows * xs);
+    for (size_t c = 0; c < bp; c += 32) {  // bytes c .. c+15 in the low lanes, c+16 .. in the high
+      __m256i r[16];
+      const size_t n = c < bytes ? std::min<size_t>(32, bytes - c) : 0;
+      for (size_t i = 0; i < 16; ++i) {
+        if (i < rows && n == 32) {
+          r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + (r0 + i) * xs + c));
+        } else {
+          alignas(32) uint8_t buf[32] = {};
+          if (i < rows) std::memcpy(buf, x + (r0 + i) * xs + c, n);
+          r[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+        }
+      }
+      transpose16x16x2(r);
+      const size_t lanes = c + 16 < bp ? 2 : 1;
+      for (size_t b = 0; b < 16; ++b) {
+        const __m256i lo = _mm256_and_si256(r[b], low);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(r[b], 4), low);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(group + (c + b) * 64), _mm256_permute2x128_si256(lo, hi, 0x20));
+        if (lanes == 2)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(group + (c + 16 + b) * 64),
+                             _mm256_permute2x128_si256(lo, hi, 0x31));
+      }
+    }
+  }
+}
+
+// Distances of QT queries to one packed tile of 32 codes. Query rows must
+// hold bp bytes (the caller pads them with zeros); out gets 32 columns per
+// query. The tables are looked up per query byte (a scalar load and shift,
+// on the integer ports, beside the vector work).
+template <int QT>
+void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t bp, int32_t* out,
+                 size_t os) {
+  alignas(32) int32_t wide[QT][kPackCodes] = {};
+  for (size_t b0 = 0; b0 < bp; b0 += kByteSteps) {
+    const size_t b1 = std::min(bp, b0 + kByteSteps);
+    __m256i acc[2 * QT];
+    unroll<2 * QT>([&](auto t) { acc[t] = _mm256_setzero_si256(); });
+    for (size_t b = b0; b < b1; ++b) {
+      const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + b * 64));
+      const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + b * 64 + 32));
+      unroll<QT>([&](auto a) {
+        const __m256i t = _mm256_load_si256(reinterpret_cast<const __m256i*>(kNibble.t[q[a * qs + b]]));
+        acc[2 * a] = _mm256_add_epi8(acc[2 * a], _mm256_shuffle_epi8(t, x0));
+        acc[2 * a + 1] = _mm256_add_epi8(acc[2 * a + 1], _mm256_shuffle_epi8(t, x1));
+      });
+    }
+    // Byte counters to dwords: the two lanes (low and high nibbles) of each
+    // code add up, then widen into the running sums.
+    unroll<2 * QT>([&](auto t) {
+      const __m256i s16 = _mm256_add_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(acc[t])),
+                                           _mm256_cvtepu8_epi16(_mm256_extracti128_si256(acc[t], 1)));
+      int32_t* w = &wide[t / 2][16 * (t % 2)];
+      __m256i* w0 = reinterpret_cast<__m256i*>(w);
+      __m256i* w1 = reinterpret_cast<__m256i*>(w + 8);
+      _mm256_store_si256(w0, _mm256_add_epi32(_mm256_load_si256(w0),
+                                              _mm256_cvtepu16_epi32(_mm256_castsi256_si128(s16))));
+      _mm256_store_si256(w1, _mm256_add_epi32(_mm256_load_si256(w1),
+                                              _mm256_cvtepu16_epi32(_mm256_extracti128_si256(s16, 1))));
+    });
+  }
+  for (int a = 0; a < QT; ++a) std::memcpy(out + a * os, wide[a], sizeof(wide[a]));
+}
+
+using PackedTileFn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int32_t*, size_t);
+const PackedTileFn kPackedTiles[4] = {packed_tile<1>, packed_tile<2>, packed_tile<3>, packed_tile<4>};
+
+// Returns false (nothing written) when the scratch memory is not available.
+bool hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
+                    size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
+  thread_local Scratch64 packed, padded;
+  const size_t bp = (bytes + 15) / 16 * 16, tiles = (nx + kPackCodes - 1) / kPackCodes;
+  uint8_t* tiles_base = packed.get(tiles * bp * 64);
+  uint8_t* qpad = bp != bytes ? padded.get(nq * bp) : nullptr;
+  if (!tiles_base || (bp != bytes && !qpad)) return false;
+  pack_codes(x, nx, x_stride, bytes, bp, tiles_base);
+  if (bp != bytes) {  // zero bytes past the code: distance 0 to the zero padding
+    std::memset(qpad, 0, nq * bp);
+    for (size_t a = 0; a < nq; ++a) std::memcpy(qpad + a * bp, q + a * q_stride, bytes);
+    q = qpad;
+    q_stride = bp;
+  }
+  for (size_t a = 0; a < nq; a += 4) {
+    const size_t qt = std::min<size_t>(4, nq - a);
+    for (size_t t = 0; t < tiles; ++t) {
+      const size_t rows = std::min(kPackCodes, nx - t * kPackCodes);
+      int32_t* o = out + a * out_stride + t * kPackCodes;
+      const uint8_t* tile = tiles_base + t * bp * 64;
+      if (rows == kPackCodes) {
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, tile, bp, o, out_stride);
+      } else {  // the last, partial tile: through a full-width buffer
+        int32_t buf[4 * kPackCodes];
+        kPackedTiles[qt - 1](q + a * q_stride, q_stride, tile, bp, buf, kPackCodes);
+        for (size_t i = 0; i < qt; ++i) std::memcpy(o + i * out_stride, buf + i * kPackCodes, rows * 4);
+      }
+    }
+  }
+  return true;
+}
+
+// ---- row-wise path
+
+void hamming_rowwise(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
                 size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
-  const auto& tiles = bytes <= kPopcntMaxBytes ? kPopcntTiles.fns : kPshufbTiles.fns;
+  const auto& tiles = bytes <= knob(Knob::hamming_popcnt_max_bytes) ? kPopcntTiles.fns : kPshufbTiles.fns;
+  const size_t pf = knob(Knob::hamming_prefetch);
+  // One query: with the row-order knob, one code at a time (a single
+  // sequential stream) instead of 1 x 2 tiles.
+  const size_t row_tile = nq == 1 && knob(Knob::hamming_row_order) ? 1 : kRT;
   for (size_t a = 0; a < nq; a += kQT) {
     size_t qt = std::min<size_t>(kQT, nq - a);
-    for (size_t j = 0; j < nx; j += kRT) {
-      size_t rt = std::min<size_t>(kRT, nx - j);
-      prefetch_ahead(x + j * x_stride, rt * x_stride);
+    for (size_t j = 0; j < nx; j += row_tile) {
+      size_t rt = std::min<size_t>(row_tile, nx - j);
+      prefetch_ahead(x + j * x_stride, rt * x_stride, pf);
       tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, bytes,
                             out + a * out_stride + j, out_stride);
     }
   }
+}
+
+void hamming_u1(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
+                size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
+  if (nq >= knob(Knob::hamming_packed_min_queries) && nx >= kPackCodes &&
+      hamming_packed(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride))
+    return;
+  hamming_rowwise(q, nq, q_stride, x, nx, x_stride, bytes, out, out_stride);
 }
 
 size_t first_at_most(const int32_t* d, size_t n, int32_t threshold) {

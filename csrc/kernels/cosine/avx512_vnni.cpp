@@ -1,4 +1,5 @@
-// int8 dots and cosine scores, AVX-512 with VNNI.
+// int8 dots and cosine scores, AVX-512 with VNNI (built with F/BW/VL/DQ +
+// VNNI only; chosen at run time only where CPUID reports AVX512_VNNI).
 //
 // vpdpbusd multiplies unsigned by signed bytes, so a signed x signed dot
 // cannot go in directly (SimSIMD issue 91). Flipping the top bit of the row
@@ -7,8 +8,9 @@
 // where sum(q) is computed once per query. With |q| <= 127 and dim <= 65536
 // every partial sum fits int32 (65536 * 255 * 127 < 2^31).
 //
-// Two microkernels:
-// - Packed (8 or more queries): the rows of a call are first repacked, 32 at
+// Three microkernels (the choice between them is a speed-only knob,
+// pplx/tuning.h):
+// - Packed (from cosine_packed_min_queries, 8 by default): the rows of a call are first repacked, 32 at
 //   a time, so that each 64-byte vector holds the same 4-byte group of 16
 //   rows (a 16 x 16 dword transpose, flipped on the way). A broadcast 4-byte
 //   group of a query then feeds vpdpbusd against 16 rows at once, and the
@@ -17,27 +19,31 @@
 //   shuffle per 4 bytes, paid once for all queries of the call.
 // - Row-wise (fewer queries, where the scan is memory bound): tiles of up to
 //   4 queries x 4 rows over the rows in place, reduced by a transpose tree.
-#include <algorithm>
+// - One query with cosine_row_order (the default): rows one at a time in
+//   memory order, a single stream for the hardware prefetcher; on a Zen 4
+//   core 10 GB/s with 1 x 4 tiles, 20-23 GB/s this way.
 #include <cstring>
-#include <vector>
 
 #include "kernels/common/avx512_util.h"
+#include "kernels/common/scratch.h"
 #include "pplx/cosine.h"
+#include "pplx/tuning.h"
 
 namespace pplx {
-namespace avx512 {
+namespace avx512_vnni {
 namespace {
 
 using TileFn = bool (*)(const int8_t*, size_t, const int8_t*, size_t, size_t, const int32_t*,
-                        int32_t*, size_t);
+                        int32_t*, size_t, size_t);
 
 // With Check, also returns whether a row byte was -128: flipped, it is 0,
 // so the unsigned minimum of the flipped rows is 0 (masked-off lanes flip to
-// 0x80). Only a call's first query tile checks; the others see the same rows.
+// 0x80). Only a call's first query tile checks (the others see the same
+// rows); it also prefetches the rows pf bytes ahead (0: none).
 template <bool Check, int QT, int RT>
 struct DotTile {
   static bool run(const int8_t* q, size_t qs, const int8_t* x, size_t xs, size_t dim,
-                  const int32_t* corr, int32_t* out, size_t os) {
+                  const int32_t* corr, int32_t* out, size_t os, size_t pf) {
     __m512i acc[QT * RT];
     unroll<QT * RT>([&](auto t) { acc[t] = _mm512_setzero_si512(); });
     __m512i low = _mm512_set1_epi8(char(0xFF));
@@ -49,9 +55,9 @@ struct DotTile {
       __m512i xv[RT];
       unroll<RT>([&](auto r) {
         xv[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + r * xs + i), flip);
-        if (Check) {  // first pass over these rows: also fetch the next tile's
+        if (Check) {
           low = _mm512_min_epu8(low, xv[r]);
-          _mm_prefetch(reinterpret_cast<const char*>(x + (RT + r) * xs + i), _MM_HINT_T0);
+          if (pf) _mm_prefetch(reinterpret_cast<const char*>(x + r * xs + i + pf), _MM_HINT_T0);
         }
       });
       unroll<QT>([&](auto a) {
@@ -80,6 +86,66 @@ int32_t offset_correction(const int8_t* q, size_t dim) {
   for (size_t i = 0; i < dim; i += 64)
     acc = _mm512_dpbusd_epi32(acc, c128, _mm512_maskz_loadu_epi8(byte_mask(dim - i), q + i));
   return _mm512_reduce_add_epi32(acc);
+}
+
+// ---- one query, rows in memory order
+
+// One query against rows read front to back, one row at a time, with four
+// accumulators: a single sequential stream, which the hardware prefetcher
+// follows best (a 1 x 4 tile reads four rows in turn). Checks for -128 like
+// the checked tiles.
+bool dots_one_query(const int8_t* q, const int8_t* x, size_t nx, size_t xs, size_t dim,
+                    int32_t* out, size_t pf) {
+  const int32_t corr = offset_correction(q, dim);
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  __m512i low = _mm512_set1_epi8(char(0xFF));
+  for (size_t j = 0; j < nx; ++j) {
+    const int8_t* row = x + j * xs;
+    __m512i acc[4];
+    unroll<4>([&](auto u) { acc[u] = _mm512_setzero_si512(); });
+    size_t i = 0;
+    for (; i + 256 <= dim; i += 256) {
+      unroll<4>([&](auto u) {
+        if (pf) _mm_prefetch(reinterpret_cast<const char*>(row + i + 64 * u + pf), _MM_HINT_T0);
+        const __m512i xv = _mm512_xor_si512(_mm512_loadu_si512(row + i + 64 * u), flip);
+        low = _mm512_min_epu8(low, xv);
+        acc[u] = _mm512_dpbusd_epi32(acc[u], xv, _mm512_loadu_si512(q + i + 64 * u));
+      });
+    }
+    for (; i < dim; i += 64) {
+      const __mmask64 m = byte_mask(dim - i);
+      if (pf) _mm_prefetch(reinterpret_cast<const char*>(row + i + pf), _MM_HINT_T0);
+      const __m512i xv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, row + i), flip);
+      low = _mm512_min_epu8(low, xv);
+      acc[0] = _mm512_dpbusd_epi32(acc[0], xv, _mm512_maskz_loadu_epi8(m, q + i));
+    }
+    out[j] = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]),
+                                                      _mm512_add_epi32(acc[2], acc[3]))) - corr;
+  }
+  return _mm512_cmpeq_epi8_mask(low, _mm512_setzero_si512()) != 0;
+}
+
+// ---- row-wise path
+
+bool dots_rowwise(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
+                  size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
+  int32_t corr[4];
+  const size_t pf = knob(Knob::cosine_prefetch);
+  // Rows outer, queries inner: a tile of 4 rows comes from memory once and
+  // stays in L1 while every query tile runs over it (the first one checks it).
+  for (size_t j = 0; j < nx; j += 4) {
+    size_t rt = min_size(4, nx - j);
+    for (size_t a = 0; a < nq; a += 4) {
+      size_t qt = min_size(4, nq - a);
+      if (j == 0 || nq > 4)
+        for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
+      const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
+      if (tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
+                                corr, out + a * out_stride + j, out_stride, pf))
+        return true;
+    }
+  }
+  return false;
 }
 
 // ---- packed path
@@ -137,7 +203,7 @@ bool pack_rows(const int8_t* x, size_t nx, size_t xs, size_t dim, uint8_t* packe
         }
       });
       transpose16(r);
-      const size_t n = std::min<size_t>(16, groups - c / 4);
+      const size_t n = min_size(16, groups - c / 4);
       for (size_t g = 0; g < n; ++g)
         _mm512_storeu_si512(tile + (c / 4 + g) * 128, r[g]);
     }
@@ -181,23 +247,25 @@ const PackedTileFn kPackedTiles[8] = {packed_tile<1>, packed_tile<2>, packed_til
 
 bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
                  size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
-  thread_local std::vector<uint8_t> packed;
-  thread_local std::vector<int8_t> padded;
+  thread_local Scratch64 packed, padded;
   const size_t groups = (dim + 3) / 4, tiles = (nx + kPackRows - 1) / kPackRows;
-  uint8_t* tiles_base = aligned64(packed, tiles * groups * 128);
+  uint8_t* tiles_base = packed.get(tiles * groups * 128);
+  if (!tiles_base) return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
   if (pack_rows(x, nx, x_stride, dim, tiles_base)) return true;
   if (dim % 4) {  // zero-padded copy of the queries: whole groups only
-    padded.assign(nq * groups * 4, 0);
-    for (size_t i = 0; i < nq; ++i) std::memcpy(&padded[i * groups * 4], q + i * q_stride, dim);
-    q = padded.data();
+    int8_t* p = reinterpret_cast<int8_t*>(padded.get(nq * groups * 4));
+    if (!p) return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
+    std::memset(p, 0, nq * groups * 4);
+    for (size_t i = 0; i < nq; ++i) std::memcpy(p + i * groups * 4, q + i * q_stride, dim);
+    q = p;
     q_stride = groups * 4;
   }
   for (size_t a = 0; a < nq; a += 8) {
-    const size_t qt = std::min<size_t>(8, nq - a);
+    const size_t qt = min_size(8, nq - a);
     int32_t corr[8];
     for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
     for (size_t t = 0; t < tiles; ++t) {
-      const size_t rows = std::min(kPackRows, nx - t * kPackRows);
+      const size_t rows = min_size(kPackRows, nx - t * kPackRows);
       int32_t* o = out + a * out_stride + t * kPackRows;
       if (rows == kPackRows) {
         kPackedTiles[qt - 1](q + a * q_stride, q_stride, tiles_base + t * groups * 128, groups,
@@ -213,31 +281,10 @@ bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, s
   return false;
 }
 
-// ---- row-wise path
-
-bool dots_rowwise(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
-                  size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
-  int32_t corr[4];
-  // Rows outer, queries inner: a tile of 4 rows comes from memory once and
-  // stays in L1 while every query tile runs over it (the first one checks it).
-  for (size_t j = 0; j < nx; j += 4) {
-    size_t rt = std::min<size_t>(4, nx - j);
-    for (size_t a = 0; a < nq; a += 4) {
-      size_t qt = std::min<size_t>(4, nq - a);
-      if (j == 0 || nq > 4)
-        for (size_t i = 0; i < qt; ++i) corr[i] = offset_correction(q + (a + i) * q_stride, dim);
-      const auto& tiles = a == 0 ? kCheckedTiles.fns : kPlainTiles.fns;
-      if (tiles[qt - 1][rt - 1](q + a * q_stride, q_stride, x + j * x_stride, x_stride, dim,
-                                corr, out + a * out_stride + j, out_stride))
-        return true;
-    }
-  }
-  return false;
-}
-
 bool dots_i8(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, size_t nx,
              size_t x_stride, size_t dim, int32_t* out, size_t out_stride) {
-  if (nq >= 8 && nx >= 16)
+  if (nq == 1 && knob(Knob::cosine_row_order)) return dots_one_query(q, x, nx, x_stride, dim, out, knob(Knob::cosine_prefetch));
+  if (nq >= knob(Knob::cosine_packed_min_queries) && nx >= 16)
     return dots_packed(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
   return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
 }
@@ -287,5 +334,5 @@ size_t first_at_least(const float* s, size_t n, float threshold) {
 
 const CosineKernels cosine = {dots_i8, sumsq_i8, has_min_i8, cos_scores, first_at_least};
 
-}  // namespace avx512
+}  // namespace avx512_vnni
 }  // namespace pplx

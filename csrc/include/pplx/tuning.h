@@ -1,0 +1,50 @@
+// Speed-only knobs of the search kernels. Every value a knob may take gives
+// bit-identical results (tests run each against the scalar reference); they
+// differ only in speed, which depends on the CPU. Defaults come from a small
+// table by vendor and microarchitecture; pplx_kernels.tune() measures the
+// candidates on this machine and sets the fastest (python/pplx_kernels/tune.py).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pplx {
+
+enum class Knob : int {
+  // Software prefetch distance of the one-query row scans, in bytes ahead
+  // of the rows being read (0: hardware prefetch only).
+  cosine_prefetch = 0,
+  hamming_prefetch,
+  // Query count from which the packed (rows repacked, GEMM-like) microkernels
+  // run instead of the row-wise ones.
+  cosine_packed_min_queries,
+  hamming_packed_min_queries,
+  // AVX2 row-wise Hamming: scalar POPCNT for codes up to this many bytes,
+  // pshufb nibble lookup above.
+  hamming_popcnt_max_bytes,
+  // AVX-512 Hamming, packed regime: below this query count the queries are
+  // packed and the codes read in place; from it on, the codes are packed.
+  hamming_code_packing_min_queries,
+  // One query: 0 = 1 x 4 row tiles, 1 = rows one at a time in memory order.
+  cosine_row_order,
+  hamming_row_order,
+  count,
+};
+
+struct KnobInfo {
+  const char* name;
+  std::vector<uint32_t> candidates;  // the values the tuner tries
+};
+
+// Name and candidates of every knob, in Knob order.
+const std::vector<KnobInfo>& knob_infos();
+// Relaxed atomic reads and writes: a scan running while a knob changes sees
+// the old or the new value, both exact.
+uint32_t knob(Knob k);
+void set_knob(Knob k, uint32_t value);
+// Restores the defaults of this CPU (the vendor/microarchitecture table).
+void reset_knobs();
+// "zen4", "intel-avx512", ...: the row of the defaults table used here.
+std::string cpu_family_name();
+
+}  // namespace pplx
