@@ -12,14 +12,11 @@ from pplx_kernels.index import state
 DIM = 40
 
 
-@pytest.fixture(autouse=True, params=["candidates", "runs", "exclusion"])
+@pytest.fixture(autouse=True, params=["candidates", "mask"])
 def scan_path(request, monkeypatch):
-    """Every test by each path a part with excluded rows can take: candidate
-    lists, runs of consecutive rows, and top-(k + excluded) minus excluded."""
-    monkeypatch.setattr(state, "_MAX_RUNS", 10**9 if request.param == "runs" else 1)
-    monkeypatch.setattr(state, "_MAX_EXCLUDED_FRACTION", 1.0 if request.param == "exclusion" else 0.0)
-    monkeypatch.setattr(state, "_MIN_BLOCK", 64)  # parts split into many blocks
-    monkeypatch.setattr(state, "_EXCLUDED_PER_BLOCK", 8)
+    """Every test by each path a part with excluded rows can take: the
+    kernels' candidate lists and their row mask."""
+    monkeypatch.setattr(state, "_CANDIDATE_RATIO", 0 if request.param == "candidates" else 10**9)
     return request.param
 
 

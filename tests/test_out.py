@@ -171,6 +171,6 @@ def test_bindings_check_out_themselves():
         _core.pack_bits(x, "big", read_only, 0)
     q = np.ones((2, 16), np.int8)
     with pytest.raises(ValueError, match="out"):
-        _core.topk_cosine(q, q, 2, None, None, False, np.zeros((2, 3), np.float32), None, 0)
+        _core.topk_cosine(q, q, 2, None, None, None, False, np.zeros((2, 3), np.float32), None, 0)
     with pytest.raises(ValueError, match="out"):
         _core.norms(q, False, np.zeros(3, np.float32), 0)

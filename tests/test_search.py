@@ -233,7 +233,7 @@ def test_norms_outside_int8_range_refused_on_every_isa(isa):
         _raises(ValueError, "database_norms", lambda: pk.topk(q, db, 3, database_norms=norms))
         _raises(ValueError, "norms", lambda: pk.cosine(q, db, norms=norms))
         _raises(ValueError, "database_norms",
-                lambda: pk._core.topk_cosine(q[None], db, 3, norms, None, False, None, None, 1))
+                lambda: pk._core.topk_cosine(q[None], db, 3, norms, None, None, False, None, None, 1))
         _raises(ValueError, "norms", lambda: pk._core.cosine(q[None], db, norms, False, None, 1))
     # Valid norms, the bounds included, give the reference's answer.
     for norms in [pk.norms(db), np.array([0, 100, 0], np.float32), np.array([1, top, 100], np.float32)]:
@@ -301,6 +301,47 @@ def test_topk_candidates(isa, rng, metric):
             np.testing.assert_array_equal(scores[i][: wi.shape[1]], ws[0])
             assert np.all(ids[i][wi.shape[1]:] == -1)
             assert np.all(scores[i][wi.shape[1]:] == pad)
+
+
+def _masks(rng, n):
+    """Row masks: random halves, one row, the last row only, a long masked
+    run (whole blocks passed by), every row, and none."""
+    half = rng.random(n) < 0.5
+    one = np.zeros(n, bool)
+    one[n // 3] = True
+    last = np.zeros(n, bool)
+    last[-1] = True
+    run = np.ones(n, bool)
+    run[: (3 * n) // 4] = False
+    return [half, one, last, run, np.ones(n, bool), np.zeros(n, bool)]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "hamming"])
+@pytest.mark.parametrize("m,width", [(1, 100), (3, 1024), (9, 100), (16, 1024)])  # row-wise and packed
+def test_topk_row_mask(isa, rng, metric, m, width):
+    n = 1003
+    if metric == "cosine":
+        q, x = int8_rows(rng, m, width), int8_rows(rng, n, width, n_unique=300)
+        full, pad = ref_cosine(q, x), -np.inf
+    else:
+        q, x = code_rows(rng, m, width // 8), code_rows(rng, n, width // 8, n_unique=300)
+        full, pad = ref_hamming(q, x), 2**31 - 1
+    for mask in _masks(rng, n):
+        allowed = np.flatnonzero(mask)
+        for k in (1, 10, 2000):
+            want_s, want_i = ref_topk(full[:, allowed], min(k, len(allowed)), metric == "cosine",
+                                      ids=np.broadcast_to(allowed, (m, len(allowed))))
+            for threads in (1, 2):
+                scores, ids = pk.topk(q, x, k, metric=metric, row_mask=mask, threads=threads)
+                assert ids.shape == (m, min(k, n))
+                got = want_i.shape[1]
+                np.testing.assert_array_equal(ids[:, :got], want_i)
+                np.testing.assert_array_equal(scores[:, :got], want_s)
+                assert np.all(ids[:, got:] == -1) and np.all(scores[:, got:] == pad)
+        # uint8 masks: any non-zero byte allows the row
+        as_bytes = np.where(mask, rng.integers(1, 256, n), 0).astype(np.uint8)
+        np.testing.assert_array_equal(pk.topk(q, x, 10, metric=metric, row_mask=as_bytes)[1],
+                                      pk.topk(q, x, 10, metric=metric, row_mask=mask)[1])
 
 
 # ---------------------------------------------------------------- -128
@@ -398,6 +439,11 @@ def test_bad_inputs(rng):
     _raises(ValueError, "database_norms", lambda: pk.topk(q, x, 3, database_norms=np.ones(19, np.float32)))
     _raises(ValueError, "database_norms", lambda: pk.topk(q, x, 3, database_norms=np.full(20, np.nan, np.float32)))
     _raises(ValueError, "candidates", lambda: pk.topk(q, x, 3, candidates=np.array([[0, 20], [1, 2]])))
+    _raises(TypeError, "row_mask", lambda: pk.topk(q, x, 3, row_mask=np.ones(20, np.int64)))
+    _raises(ValueError, "row_mask", lambda: pk.topk(q, x, 3, row_mask=np.ones(19, bool)))
+    _raises(ValueError, "row_mask", lambda: pk.topk(q, x, 3, row_mask=np.ones((20, 1), bool)))
+    _raises(ValueError, "row_mask", lambda: pk.topk(q, x, 3, row_mask=np.ones(20, bool),
+                                                    candidates=np.zeros((2, 3), np.int64)))
     _raises(ValueError, "candidates", lambda: pk.topk(q, x, 3, candidates=np.array([[0, -2], [1, 2]])))
     _raises(ValueError, "candidates", lambda: pk.topk(q, x, 3, candidates=np.array([[0, 1]])))
     _raises(TypeError, "candidates", lambda: pk.topk(q, x, 3, candidates=np.zeros((2, 2), np.float32)))

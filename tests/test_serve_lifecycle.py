@@ -31,7 +31,7 @@ QUERY = "read rows from a CSV file"
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     path = tmp_path_factory.mktemp("serve_life") / "index"
-    docs = read_corpus("stdlib", limit=120)
+    docs = list(read_corpus("stdlib", limit=120))
     build_index(docs, path, progress=False)
     # No --model: the one the index was built with. Two model workers.
     server = ServerProcess(path, "--threads", 2).start()

@@ -52,6 +52,19 @@ const int64_t* candidates_of(const py::object& obj, size_t m, size_t n_rows, siz
   return v.data;
 }
 
+// row_mask: None, or uint8 [n_rows] (contiguous); not with candidates.
+const uint8_t* row_mask_of(const py::object& obj, size_t n_rows, bool with_candidates,
+                           py::array& keep) {
+  if (obj.is_none()) return nullptr;
+  if (with_candidates) throw arg_error("row_mask", "cannot be combined with candidates");
+  keep = obj.cast<py::array>();
+  auto v = view_of<const uint8_t, 1>(keep, "row_mask");
+  if (v.shape[0] != n_rows)
+    throw arg_error("row_mask", "expected one entry per database row (" + std::to_string(n_rows) + ")");
+  if (n_rows > 1 && v.stride[0] != 1) throw arg_error("row_mask", "must be contiguous");
+  return v.data;
+}
+
 py::array_t<float> cosine(const py::array& a, const py::array& b, const py::object& norms,
                           bool clamp, const py::object& out_obj, long threads) {
   auto q = rows_of<int8_t>(a, "a"), x = rows_of<int8_t>(b, "b");
@@ -101,7 +114,8 @@ size_t check_k(long k, size_t n_rows) {
 }
 
 py::tuple topk_cosine_py(const py::array& qa, const py::array& xa, long k,
-                         const py::object& norms, const py::object& cand, bool clamp,
+                         const py::object& norms, const py::object& cand,
+                         const py::object& mask, bool clamp,
                          const py::object& out_scores, const py::object& out_ids, long threads) {
   auto q = rows_of<int8_t>(qa, "queries"), x = rows_of<int8_t>(xa, "database");
   check_pair(q, x, "queries", "database");
@@ -110,6 +124,8 @@ py::tuple topk_cosine_py(const py::array& qa, const py::array& xa, long k,
   const float* xn = norms_of(norms, "database_norms", x.rows, x.dim, keep_n);
   size_t n_cand = 0;
   const int64_t* c = candidates_of(cand, q.rows, x.rows, &n_cand, keep_c);
+  py::array keep_m;
+  const uint8_t* rm = row_mask_of(mask, x.rows, c != nullptr, keep_m);
   size_t kk = check_k(k, c ? n_cand : x.rows);
   auto scores = result_array<float, 2>(out_scores, "out", {q.rows, kk});
   auto ids = result_array<int64_t, 2>(out_ids, "out", {q.rows, kk});
@@ -118,19 +134,21 @@ py::tuple topk_cosine_py(const py::array& qa, const py::array& xa, long k,
   size_t n = resolve_threads(threads);
   {
     py::gil_scoped_release release;
-    topk_cosine(q, x, xn, kk, c, n_cand, clamp, s, i, n, ArgNames{"queries", "database"});
+    topk_cosine(q, x, xn, kk, c, n_cand, rm, clamp, s, i, n, ArgNames{"queries", "database"});
   }
   return py::make_tuple(scores, ids);
 }
 
 py::tuple topk_hamming_py(const py::array& qa, const py::array& xa, long k, const py::object& cand,
-                          const py::object& out_scores, const py::object& out_ids, long threads) {
+                          const py::object& mask, const py::object& out_scores, const py::object& out_ids, long threads) {
   auto q = rows_of<uint8_t>(qa, "queries"), x = rows_of<uint8_t>(xa, "database");
   check_pair(q, x, "queries", "database");
   if (x.rows == 0) throw arg_error("database", "is empty");
   py::array keep_c;
   size_t n_cand = 0;
   const int64_t* c = candidates_of(cand, q.rows, x.rows, &n_cand, keep_c);
+  py::array keep_m;
+  const uint8_t* rm = row_mask_of(mask, x.rows, c != nullptr, keep_m);
   size_t kk = check_k(k, c ? n_cand : x.rows);
   auto scores = result_array<int32_t, 2>(out_scores, "out", {q.rows, kk});
   auto ids = result_array<int64_t, 2>(out_ids, "out", {q.rows, kk});
@@ -139,7 +157,7 @@ py::tuple topk_hamming_py(const py::array& qa, const py::array& xa, long k, cons
   size_t n = resolve_threads(threads);
   {
     py::gil_scoped_release release;
-    topk_hamming(q, x, kk, c, n_cand, s, i, n);
+    topk_hamming(q, x, kk, c, n_cand, rm, s, i, n);
   }
   return py::make_tuple(scores, ids);
 }
@@ -154,10 +172,11 @@ void bind_search(py::module_& m) {
   m.def("hamming", &hamming, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("threads"));
   m.def("norms", &norms, py::arg("x"), py::arg("clamp"), py::arg("out"), py::arg("threads"));
   m.def("topk_cosine", &topk_cosine_py, py::arg("queries"), py::arg("database"), py::arg("k"),
-        py::arg("norms"), py::arg("candidates"), py::arg("clamp"), py::arg("out_scores"),
+        py::arg("norms"), py::arg("candidates"), py::arg("row_mask"), py::arg("clamp"), py::arg("out_scores"),
         py::arg("out_ids"), py::arg("threads"));
   m.def("topk_hamming", &topk_hamming_py, py::arg("queries"), py::arg("database"), py::arg("k"),
-        py::arg("candidates"), py::arg("out_scores"), py::arg("out_ids"), py::arg("threads"));
+        py::arg("candidates"), py::arg("row_mask"), py::arg("out_scores"), py::arg("out_ids"),
+        py::arg("threads"));
 }
 
 }  // namespace pplx

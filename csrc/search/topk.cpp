@@ -4,6 +4,7 @@
 // (score, id) is strict and scores are exact, so the result is the same
 // whatever the split and the thread count. Memory: workers x M x k pairs
 // plus per-worker blocks, never M x N.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -87,17 +88,25 @@ struct HammingScan {
   }
 };
 
-// Offers scores[0, n) of query a (ids[i], or first_id + i) to its heap.
+// Offers scores[0, n) of query a (ids[i], or first_id + i) to its heap;
+// with a mask (one byte per score), only where it is non-zero. The mask is
+// read only for scores that pass the threshold, so it costs little.
 template <class Scan>
 void offer(const Scan& scan, HeapSet<typename Scan::S, Scan::kDesc>& h, size_t a,
-           const typename Scan::S* scores, size_t n, const int64_t* ids, size_t first_id) {
+           const typename Scan::S* scores, size_t n, const int64_t* ids, size_t first_id,
+           const uint8_t* mask = nullptr) {
   size_t i = 0;
   while (i < n) {
     i += scan.first(scores + i, n - i, !h.full(a), h.full(a) ? h.worst(a) : scores[i]);
     if (i >= n) break;
-    h.push(a, scores[i], ids ? ids[i] : int64_t(first_id + i));
+    if (!mask || mask[i]) h.push(a, scores[i], ids ? ids[i] : int64_t(first_id + i));
     ++i;
   }
+}
+
+// True when no row of mask[0, n) may be returned: the block is not scored.
+bool none_allowed(const uint8_t* mask, size_t n) {
+  return mask && std::all_of(mask, mask + n, [](uint8_t v) { return v == 0; });
 }
 
 // Database chunks: enough for the workers to share, but few enough that the
@@ -108,9 +117,11 @@ size_t chunk_count(size_t n_rows, size_t rb, size_t k) {
   return std::max<size_t>(1, std::min<size_t>({64, by_blocks, by_k}));
 }
 
+// row_mask (may be null): one byte per database row, non-zero where the row
+// may be returned; the others are scanned past, never offered.
 template <class Scan>
-void topk_dense(const Scan& scan, size_t k, typename Scan::S* out_s, int64_t* out_id,
-                size_t threads) {
+void topk_dense(const Scan& scan, size_t k, const uint8_t* row_mask, typename Scan::S* out_s,
+                int64_t* out_id, size_t threads) {
   using S = typename Scan::S;
   using Heaps = HeapSet<S, Scan::kDesc>;
   const size_t M = scan.q.rows, N = scan.x.rows;
@@ -138,10 +149,12 @@ void topk_dense(const Scan& scan, size_t k, typename Scan::S* out_s, int64_t* ou
         split_range(N, n_chunks, c, &r0, &r1);
         for (size_t r = r0; r < r1; r += rb) {
           size_t nr = std::min(rb, r1 - r);
+          const uint8_t* mask = row_mask ? row_mask + r : nullptr;
+          if (none_allowed(mask, nr)) continue;
           buf.resize(nq * nr);
           scan.score(scratch, q0, nq, scan.x.data + r * scan.x.stride, nr, scan.x.stride,
                      nullptr, r, buf.data());
-          for (size_t a = 0; a < nq; ++a) offer(scan, h, a, buf.data() + a * nr, nr, nullptr, r);
+          for (size_t a = 0; a < nq; ++a) offer(scan, h, a, buf.data() + a * nr, nr, nullptr, r, mask);
         }
       }
     } catch (...) {
@@ -198,8 +211,8 @@ void topk_candidates(const Scan& scan, const T* xdata, size_t k, const int64_t* 
 }  // namespace
 
 void topk_cosine(I8Rows q, I8Rows x, const float* x_norms, size_t k, const int64_t* candidates,
-                 size_t n_cand, bool clamp, float* scores, int64_t* ids, size_t threads,
-                 ArgNames names) {
+                 size_t n_cand, const uint8_t* row_mask, bool clamp, float* scores, int64_t* ids,
+                 size_t threads, ArgNames names) {
   if (q.rows == 0 || k == 0) return;
   const CosineKernels& kern = kernels().cosine;
   std::vector<int8_t> q_copy;
@@ -211,17 +224,17 @@ void topk_cosine(I8Rows q, I8Rows x, const float* x_norms, size_t k, const int64
   if (candidates)
     topk_candidates(scan, x.data, k, candidates, n_cand, scores, ids, threads);
   else
-    topk_dense(scan, k, scores, ids, threads);
+    topk_dense(scan, k, row_mask, scores, ids, threads);
 }
 
 void topk_hamming(U8Rows q, U8Rows x, size_t k, const int64_t* candidates, size_t n_cand,
-                  int32_t* scores, int64_t* ids, size_t threads) {
+                  const uint8_t* row_mask, int32_t* scores, int64_t* ids, size_t threads) {
   if (q.rows == 0 || k == 0) return;
   HammingScan scan{kernels().hamming, q, x, q.data};
   if (candidates)
     topk_candidates(scan, x.data, k, candidates, n_cand, scores, ids, threads);
   else
-    topk_dense(scan, k, scores, ids, threads);
+    topk_dense(scan, k, row_mask, scores, ids, threads);
 }
 
 }  // namespace pplx

@@ -51,11 +51,13 @@ def hamming(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], out: npt.NDArray
 def norms(x: npt.NDArray[np.int8], clamp: bool, out: npt.NDArray[np.float32] | None,
           threads: int) -> npt.NDArray[np.float32]: ...
 def topk_cosine(queries: npt.NDArray[np.int8], database: npt.NDArray[np.int8], k: int,
-                norms: npt.NDArray[np.float32] | None, candidates: npt.NDArray[np.int64] | None, clamp: bool,
+                norms: npt.NDArray[np.float32] | None, candidates: npt.NDArray[np.int64] | None,
+                row_mask: npt.NDArray[np.uint8] | None, clamp: bool,
                 out_scores: npt.NDArray[np.float32] | None, out_ids: npt.NDArray[np.int64] | None,
                 threads: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
 def topk_hamming(queries: npt.NDArray[np.uint8], database: npt.NDArray[np.uint8], k: int,
-                 candidates: npt.NDArray[np.int64] | None, out_scores: npt.NDArray[np.int32] | None,
+                 candidates: npt.NDArray[np.int64] | None, row_mask: npt.NDArray[np.uint8] | None,
+                 out_scores: npt.NDArray[np.int32] | None,
                  out_ids: npt.NDArray[np.int64] | None,
                  threads: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
 

@@ -151,9 +151,23 @@ def _candidates_arg(candidates, m: int, n: int):
     return c
 
 
+def _row_mask_arg(row_mask, n: int, with_candidates: bool):
+    if row_mask is None:
+        return None
+    if with_candidates:
+        raise ValueError("row_mask: cannot be combined with candidates")
+    r = array_arg(row_mask, "row_mask")
+    if r.dtype not in (np.bool_, np.uint8):
+        raise TypeError(f"row_mask: expected bool or uint8, got {r.dtype}")
+    if r.shape != (n,):
+        raise ValueError(f"row_mask: expected shape ({n},) (one entry per database row), got {r.shape}")
+    return np.ascontiguousarray(r).view(np.uint8)
+
+
 def topk(queries: npt.ArrayLike, database: npt.ArrayLike, k: int, *, metric: str = "cosine",
          threads: int | None = None, database_norms: npt.ArrayLike | None = None,
-         candidates: npt.ArrayLike | None = None, clamp: bool = False,
+         candidates: npt.ArrayLike | None = None, row_mask: npt.ArrayLike | None = None,
+         clamp: bool = False,
          out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k best database rows for each query, without building the [M, N]
     score matrix.
@@ -176,6 +190,12 @@ def topk(queries: npt.ArrayLike, database: npt.ArrayLike, k: int, *, metric: str
     candidates, the remaining columns hold id -1 and score -inf (cosine) or
     2**31 - 1 (Hamming). Other ids outside [0, N) raise ValueError.
 
+    row_mask: bool or uint8 [N], non-zero where a row may be returned (a
+    filter): the scan passes the other rows by, so the result equals top-k
+    over the allowed rows alone; k' stays min(k, N), and columns past the
+    allowed rows hold the same padding as with candidates. Not combined
+    with candidates.
+
     out: a pair (scores, ids) of arrays of the result's shapes and dtypes to
     write into (returned).
     """
@@ -197,17 +217,18 @@ def topk(queries: npt.ArrayLike, database: npt.ArrayLike, k: int, *, metric: str
     if x.shape[0] == 0:
         raise ValueError("database: is empty; expected at least one row")
     c = _candidates_arg(candidates, q.shape[0], x.shape[0])
+    mask = _row_mask_arg(row_mask, x.shape[0], c is not None)
     kk = min(k, x.shape[0] if c is None else c.shape[1])
     score_dtype = np.float32 if metric == "cosine" else np.int32
     shape = (q.shape[0], kk)
-    os_, oi = out_pair_arg(out, [shape, shape], [score_dtype, np.int64], [q, x, c], single, "scores, ids")
+    os_, oi = out_pair_arg(out, [shape, shape], [score_dtype, np.int64], [q, x, c, mask], single, "scores, ids")
     ensure_tuned()
     scores: np.ndarray
     if metric == "cosine":
         nx = _norms_arg(database_norms, x.shape[0], x.shape[1], "database_norms")
-        scores, ids = _core.topk_cosine(q, x, k, nx, c, clamp, os_, oi, n_threads)
+        scores, ids = _core.topk_cosine(q, x, k, nx, c, mask, clamp, os_, oi, n_threads)
     else:
-        scores, ids = _core.topk_hamming(q, x, k, c, os_, oi, n_threads)
+        scores, ids = _core.topk_hamming(q, x, k, c, mask, os_, oi, n_threads)
     if out is not None:
         return out[0], out[1]
     return (scores[0], ids[0]) if single else (scores, ids)

@@ -56,12 +56,14 @@ void norms_i8(I8Rows x, bool clamp, float* out, size_t threads, const char* name
 // Top-k: scores and ids are [q.rows, k] with k <= x.rows (or <= n_cand).
 // candidates (may be null): [q.rows, n_cand] row ids per query, each -1
 // (skipped) or in [0, x.rows) (checked by the caller); duplicates count once.
-// Columns no candidate fills get id -1 and score -inf (cosine) or INT32_MAX
-// (Hamming).
+// row_mask (may be null; not with candidates): [x.rows] bytes, non-zero
+// where a row may be returned; the scan passes the others by.
+// Columns no candidate or allowed row fills get id -1 and score -inf
+// (cosine) or INT32_MAX (Hamming).
 void topk_cosine(I8Rows q, I8Rows x, const float* x_norms, size_t k, const int64_t* candidates,
-                 size_t n_cand, bool clamp, float* scores, int64_t* ids, size_t threads,
-                 ArgNames names);
+                 size_t n_cand, const uint8_t* row_mask, bool clamp, float* scores, int64_t* ids,
+                 size_t threads, ArgNames names);
 void topk_hamming(U8Rows q, U8Rows x, size_t k, const int64_t* candidates, size_t n_cand,
-                  int32_t* scores, int64_t* ids, size_t threads);
+                  const uint8_t* row_mask, int32_t* scores, int64_t* ids, size_t threads);
 
 }  // namespace pplx

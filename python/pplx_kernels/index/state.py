@@ -22,13 +22,10 @@ from .segments import Part, readonly
 # Candidate lists are [queries, rows] int64: queries go to the kernel in
 # chunks so that one chunk's list stays under this many entries (32 MB).
 _MAX_CANDIDATE_ENTRIES = 1 << 22
-# A part with fewer runs of allowed rows than this is scanned run by run
-# (plain slices, no candidate lists to build).
-_MAX_RUNS = 64
-# Up to this fraction of a part's rows excluded, the exclusion path (see
-# _scan_part) beats candidate lists, which cost a pass per query.
-_MAX_EXCLUDED_FRACTION = 0.25
-_EXCLUDED_PER_BLOCK, _MIN_BLOCK = 1024, 4096
+# Candidate lists cost a gather per query and allowed row; a row mask costs
+# one blocked scan of the whole part for all queries. Candidates win while
+# queries x allowed rows stay under part rows / this ratio.
+_CANDIDATE_RATIO = 8
 
 
 class Memtable:
@@ -187,72 +184,19 @@ class State:
 
 
 def _scan_part(p: Part, rows, codes, bits, k: int, two_stage: bool, oversample: float, threads):
-    """Top-k of one part, restricted to `rows` (None: all), by one of three
-    exact paths, chosen by cost:
-      runs       few excluded rows (removed or denied) leave a few runs of
-                 consecutive rows: each is scanned as a plain slice;
-      exclusion  up to a quarter of the rows excluded: per block of rows,
-                 a plain scan for the top (k + excluded in the block), then
-                 the excluded rows dropped (at most that many can be in it,
-                 so the block's k best allowed rows remain);
-      candidates otherwise (allow-lists): the rows go to the kernels'
-                 candidate path, scored for each query alone."""
+    """Top-k of one part, restricted to `rows` (None: all), by one of two
+    exact paths inside the kernels' scan, chosen by cost:
+      mask        one scan of the part for all queries with a row mask: the
+                  kernels pass the excluded rows by (removed rows, deny-lists,
+                  large allow-lists);
+      candidates  few allowed rows: each query scores its allowed rows only."""
     if rows is None:
-        return _scan(p.codes, p.norms, p.bits, None, codes, bits, k, two_stage, oversample, threads)
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    if len(breaks) < _MAX_RUNS:
-        firsts = np.concatenate([[0], breaks])
-        lasts = np.concatenate([breaks, [len(rows)]])
-        results = []
-        for a, b in zip(rows[firsts].tolist(), (rows[lasts - 1] + 1).tolist()):
-            s, r = _scan(p.codes[a:b], p.norms[a:b], p.bits[a:b], None, codes, bits, k, two_stage,
-                         oversample, threads)
-            results.append((s, np.where(r >= 0, r + a, -1)))
-        return _merge_sorted(results, min(k, len(rows)))
-    excluded = p.count - len(rows)
-    if excluded <= _MAX_EXCLUDED_FRACTION * p.count:
-        allowed = np.zeros(p.count, bool)
-        allowed[rows] = True
-        # Blocks of rows holding about _EXCLUDED_PER_BLOCK excluded rows each:
-        # the kernels' top-k stays cheap (a top-10,000 costs 2.5x a top-10).
-        block = int(min(p.count, max(_MIN_BLOCK, p.count * _EXCLUDED_PER_BLOCK // max(excluded, 1))))
-        results = []
-        for a in range(0, p.count, block):
-            b = min(p.count, a + block)
-            s, r = _scan_excluding(p.codes[a:b], p.norms[a:b], p.bits[a:b], allowed[a:b], codes, bits, k,
-                                   two_stage, oversample, threads)
-            if s is not None:
-                results.append((s, np.where(r >= 0, r + a, -1)))
-        return _merge_sorted(results, min(k, len(rows)))
-    return _scan(p.codes, p.norms, p.bits, rows, codes, bits, k, two_stage, oversample, threads)
-
-
-def _scan_excluding(db_codes, db_norms, db_bits, allowed, codes, bits, k, two_stage, oversample, threads):
-    """Top-k over the allowed rows of a database: the top (k + excluded)
-    of all rows, less the excluded ones, rescored as candidates (so scores
-    and order are the kernel's). (None, None) when no row is allowed."""
-    n_ok = int(np.count_nonzero(allowed))
-    excluded = len(allowed) - n_ok
-    if n_ok == 0:
-        return None, None
-    if excluded == 0:
-        return _scan(db_codes, db_norms, db_bits, None, codes, bits, k, two_stage, oversample, threads)
-    n_cand = min(n_ok, math.ceil(k * oversample))
-    if two_stage and n_cand < n_ok:
-        _, hits = _topk(bits, db_bits, n_cand + excluded, metric="hamming", threads=threads)
-        cand = _first_allowed(hits, allowed, n_cand)
-    else:
-        _, hits = _topk(codes, db_codes, k + excluded, metric="cosine", threads=threads, database_norms=db_norms)
-        cand = _first_allowed(hits, allowed, min(k, n_ok))
-    return _topk(codes, db_codes, k, metric="cosine", threads=threads, database_norms=db_norms, candidates=cand)
-
-
-def _first_allowed(hits: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
-    """The first n allowed rows of each row of hits (-1 padding)."""
-    keep = (hits >= 0) & allowed[np.maximum(hits, 0)]
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :n]  # kept entries first, in their order
-    first = np.take_along_axis(hits, order, 1)
-    return np.where(np.take_along_axis(keep, order, 1), first, -1)
+        return _scan(p.codes, p.norms, p.bits, None, None, codes, bits, k, two_stage, oversample, threads)
+    if len(rows) * len(codes) * _CANDIDATE_RATIO <= p.count:
+        return _scan(p.codes, p.norms, p.bits, rows, None, codes, bits, k, two_stage, oversample, threads)
+    mask = np.zeros(p.count, bool)
+    mask[rows] = True
+    return _scan(p.codes, p.norms, p.bits, None, mask, codes, bits, k, two_stage, oversample, threads)
 
 
 def _merge_sorted(results: list, kk: int):
@@ -266,9 +210,13 @@ def _merge_sorted(results: list, kk: int):
     return scores[:, :kk], rows[:, :kk]
 
 
-def _scan(db_codes, db_norms, db_bits, rows, codes, bits, k: int, two_stage: bool, oversample: float, threads):
-    """Top-k over a database (rows: None, or the candidate rows of it)."""
+def _scan(db_codes, db_norms, db_bits, rows, mask, codes, bits, k: int, two_stage: bool, oversample: float,
+          threads):
+    """Top-k over a database: every row (rows and mask None), the candidate
+    rows `rows`, or the rows where `mask` is set."""
     n_rows = len(db_codes) if rows is None else len(rows)
+    if mask is not None:
+        n_rows = int(np.count_nonzero(mask))
     n_cand = min(n_rows, math.ceil(k * oversample))
     m = len(codes)
     if rows is not None:
@@ -284,7 +232,9 @@ def _scan(db_codes, db_norms, db_bits, rows, codes, bits, k: int, two_stage: boo
             parts_s.append(s)
             parts_r.append(r)
         return np.concatenate(parts_s), np.concatenate(parts_r)
-    cand = None
     if two_stage and n_cand < n_rows:
-        _, cand = _topk(bits, db_bits, n_cand, metric="hamming", threads=threads)
-    return _topk(codes, db_codes, k, metric="cosine", threads=threads, database_norms=db_norms, candidates=cand)
+        # The Hamming stage passes the masked rows by; its hits are allowed rows.
+        _, hits = _topk(bits, db_bits, n_cand, metric="hamming", threads=threads, row_mask=mask)
+        return _topk(codes, db_codes, k, metric="cosine", threads=threads, database_norms=db_norms,
+                     candidates=hits)
+    return _topk(codes, db_codes, k, metric="cosine", threads=threads, database_norms=db_norms, row_mask=mask)
