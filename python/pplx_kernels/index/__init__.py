@@ -20,8 +20,9 @@ Search modes:
              allowed rows, then int8 cosine on those candidates only; with
              the default oversample, recall@10 against exact search
              measured >= 0.95 on real embeddings (tests/test_index.py).
-Filters (allow_ids, deny_ids) and removed rows become per-part candidate
-lists for the kernels, so results equal brute force over the allowed rows.
+Filters (allow_ids, deny_ids) and removed rows become a per-part row mask
+for the kernels' scan (or candidate lists when few rows are allowed), so
+results equal brute force over the allowed rows.
 
 Storage (Index.open): immutable segments plus a manifest plus a
 write-ahead log; see storage.py, segments.py and wal.py. add/remove/upsert
@@ -328,10 +329,10 @@ class Index:
         allow = deny = None
         if allow_ids is not None:
             allow = self._positions(_ids_arg(allow_ids, None, allow_repeats=True, name="allow_ids"), state)
-            allow = np.unique(allow[allow >= 0])
+            allow = _unique_positions(allow, state.total)
         if deny_ids is not None:
             deny = self._positions(_ids_arg(deny_ids, None, allow_repeats=True, name="deny_ids"), state)
-            deny = np.unique(deny[deny >= 0])
+            deny = _unique_positions(deny, state.total)
         scores, pos = state.scan(codes, bits, k, two_stage=mode == "two_stage", oversample=oversample,
                                  allowed=state.allowed_rows(allow, deny), threads=threads)
         if min_score is not None:
@@ -639,6 +640,17 @@ class Index:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def _unique_positions(pos: np.ndarray, total: int) -> np.ndarray:
+    """The ascending distinct positions >= 0 of pos (a filter's rows): by a
+    mask over all rows when pos is long (O(total), no sort), else np.unique."""
+    pos = pos[pos >= 0]
+    if len(pos) * 16 < total:
+        return np.unique(pos)
+    seen = np.zeros(total, bool)
+    seen[pos] = True
+    return np.flatnonzero(seen)
 
 
 def _mover(old: tuple, sources: list, shift: int):
