@@ -125,6 +125,10 @@ def _model_meta(emb) -> dict:
 
 
 def cmd_index(args) -> int:
+    if args.engine == "ray":
+        return _index_on_ray(args)
+    if args.address is not None or args.shards is not None:
+        raise UsageError("--address and --shards need --engine ray")
     docs = read_corpus(args.corpus, text_field=args.text_field, id_field=args.id_field,
                        title_field=args.title_field, fmt=args.format, limit=args.limit)
     stats = build_index(docs, args.out, model=args.model, threads=args.threads, progress=not args.quiet)
@@ -132,6 +136,18 @@ def cmd_index(args) -> int:
           f"in {stats['seconds']:.1f} s: {stats['count'] / stats['seconds']:.1f} docs/s, "
           f"{stats['tokens'] / stats['seconds']:.0f} tokens/s; saved to {args.out} "
           f"({stats['bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
+def _index_on_ray(args) -> int:
+    if args.limit is not None:
+        raise UsageError("--limit is not supported with --engine ray")
+    from .distributed import build
+    stats = build(args.corpus, args.out, shards=args.shards, model=args.model, address=args.address,
+                  fmt=args.format, text_field=args.text_field, id_field=args.id_field,
+                  title_field=args.title_field)
+    print(f"indexed {stats['count']} documents ({stats['dim']} dims) into {stats['shards']} shards on Ray "
+          f"in {stats['seconds']:.1f} s: {stats['docs_per_s']:.1f} docs/s; saved to {args.out}")
     return 0
 
 
@@ -191,14 +207,14 @@ def cmd_search(args) -> int:
 def search_index(directory, queries: list, *, k=10, mode="exact", oversample=None, model=None, threads=None):
     """Yields one {"query", "results": [{"rank", "score", "id", "title", "text"}]}
     per query, against an index saved by build_index."""
-    from .index import Index
-    index = Index.load(directory, mmap=True)
+    from .distributed import open_any
+    index = open_any(directory)  # an Index, or a ShardedIndex for a sharded directory
     if model is None:
         try:
             with open(os.path.join(directory, CLI_FILE), encoding="utf-8") as fh:
                 model = json.load(fh).get("model_dir")
         except FileNotFoundError:
-            pass
+            model = index.model.get("path")
     emb = _embedder(model, threads)
     built_with = index.model.get("sha256")
     if built_with and built_with != _model_meta(emb)["sha256"]:
@@ -206,11 +222,15 @@ def search_index(directory, queries: list, *, k=10, mode="exact", oversample=Non
                          f"than {emb.name!r}; pass the same --model")
     scores, ids = index.search(emb.encode(queries, "float", show_progress=False), k, mode=mode,
                                oversample=oversample, threads=threads)
-    docs = _load_docs(directory, set(ids.ravel().tolist()))
+    if hasattr(index, "documents"):  # documents stored by id
+        flat = ids.ravel().tolist()
+        docs = dict(zip(flat, index.documents(flat)))
+    else:
+        docs = _load_docs(directory, set(ids.ravel().tolist()))
     for q, srow, irow in zip(queries, scores, ids):
         results = []
         for rank, (s, i) in enumerate(zip(srow.tolist(), irow.tolist()), 1):
-            doc = docs.get(i, {})
+            doc = docs.get(i) or {}
             results.append({"rank": rank, "score": round(s, 6), "id": doc.get("id", i),
                             "title": doc.get("title"), "text": doc.get("text")})
         yield {"query": q, "results": results}
@@ -387,12 +407,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="index directory to write (replaced if it "
                    "holds an index)")
     corpus_options(p)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: embed on a Ray cluster and write a sharded index; "
+                        "CORPUS may then also be Parquet (a .parquet file or a directory of them) "
+                        "(needs pip install \"pplx-kernels[ray]\")")
+    p.add_argument("--address", help="--engine ray: the Ray cluster to join (default: start a local one)")
+    p.add_argument("--shards", type=_positive, help="--engine ray: number of shards (default: one per "
+                   "CPU of the cluster)")
     p.set_defaults(func=cmd_index)
 
     p = verbs.add_parser("search", parents=[common], help="search an index",
                          description="Searches an index saved by 'index'. Without QUERY, reads queries "
                                      "from stdin, one per line.")
-    p.add_argument("dir", metavar="DIR", help="index directory")
+    p.add_argument("dir", metavar="DIR", help="index directory (or sharded index directory)")
     p.add_argument("queries", metavar="QUERY", nargs="*", help="query text(s)")
     p.add_argument("-k", type=_positive, default=10, help="results per query (default: 10)")
     p.add_argument("--mode", choices=("exact", "two_stage"), default="exact",

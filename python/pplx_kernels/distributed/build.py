@@ -1,0 +1,288 @@
+"""Distributed build on Ray: corpus -> Ray Data -> embedder actors -> S shards.
+
+    read        Ray Data reads the corpus: JSON Lines (read_json), Parquet
+                (read_parquet) or a text file with one document per line
+                (read as whole files, split here so each line keeps its
+                number as its id, the way `pplx-kernels index` numbers them)
+    normalize   rows -> (index id, document JSON, text to embed)
+    embed       map_batches over an actor pool of Embedders: each actor
+                loads the model once and runs it with as many threads as the
+                CPUs it was given
+    write       groupby(shard).map_groups: one task per shard sorts its rows
+                by id and writes an ordinary index directory
+    manifest    the driver writes DIR/sharded.json last (see manifest.py)
+
+Exactly once: Ray Data restarts a killed embedder actor and re-runs the
+batches it held (actor pools get max_restarts=-1, max_task_retries=-1), and
+a block enters the shuffle only once it is complete, so every row reaches
+its shard task once. A shard task writes a whole shard to a temporary
+directory and renames it into place, so a retried task replaces its own
+earlier output instead of adding to it; an id that still came twice would
+make the shard's Index.add fail, never a duplicate row.
+
+Index ids: the document's integer id; a string id is hashed (the first 8
+bytes of its sha256, as a non-negative int64), and the document keeps the
+original. Two ids hashing alike land in the same shard, where Index.add
+rejects the second: a collision fails the build, it never merges documents.
+
+The build runs in a temporary directory beside `out` and is moved into
+place at the end, so `out` is either the previous content or a complete
+sharded index. On a multi-node cluster `out` must be a path every node
+can write (a shared file system).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import secrets
+import shutil
+import time
+
+import numpy as np
+
+from . import manifest as mf
+
+FORMATS = ("auto", "jsonl", "text", "parquet")
+DOCS_FILE = "docs.jsonl"  # one {"id", "title", "text"} per row, keyed by index id
+# Test hook: seconds each embedder batch waits, so a test can kill an actor
+# while the build runs (read here, in the driver).
+_DELAY_ENV = "PPLX_KERNELS_TEST_EMBED_DELAY"
+
+
+def build(corpus, out, *, shards=None, model=None, address=None, fmt="auto", text_field="text",
+          id_field="id", title_field="title", actors=None, cpus_per_actor=1, batch_size=256,
+          progress=False) -> dict:
+    """Embeds `corpus` on Ray and writes a sharded index directory `out`.
+
+    corpus: a path (file or directory, any file system pyarrow reads) of
+        JSON Lines, Parquet, or text with one document per line, or "stdlib".
+    shards: number of shards (default: one per CPU of the cluster).
+    model: model directory (default: the offline default model).
+    address: Ray cluster to join (default: the running one, else a local one).
+    actors: embedder actors (default: cluster CPUs // cpus_per_actor).
+    Returns {"count", "shards", "dim", "seconds", "docs_per_s"}.
+    """
+    import ray
+
+    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
+        raise ValueError(f"shards: expected a positive int, got {shards!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt: expected one of {FORMATS}, got {fmt!r}")
+    if not (isinstance(cpus_per_actor, (int, float)) and cpus_per_actor > 0):
+        raise ValueError(f"cpus_per_actor: expected a positive number, got {cpus_per_actor!r}")
+    out = os.path.abspath(os.fspath(out))
+    _check_out(out)
+    t0 = time.perf_counter()
+    meta = _model_info(model)  # loads the model once here: a bad model fails before any Ray work
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        shards = shards or cpus
+        actors = actors or max(1, int(cpus // cpus_per_actor))
+        parent, name = os.path.split(out)
+        os.makedirs(parent, exist_ok=True)
+        work = os.path.join(parent, f".{name}.building-{secrets.token_hex(4)}")
+        os.mkdir(work)
+        try:
+            rows = _read(corpus, fmt, text_field, id_field, title_field)
+            embedded = rows.map_batches(
+                _Embed, fn_constructor_kwargs={"model": meta["path"], "threads": max(1, int(cpus_per_actor)),
+                                               "shards": shards,
+                                               "delay": float(os.environ.get(_DELAY_ENV, "0") or 0)},
+                compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
+                batch_size=batch_size, batch_format="numpy")
+            written = embedded.groupby("shard", num_partitions=shards).map_groups(
+                _write_shard, fn_kwargs={"work": work, "dim": meta["dim"], "scheme": meta["scheme"],
+                                         "model": meta["model"]},
+                batch_format="numpy", num_cpus=0).take_all()
+            done = {int(r["shard"]): (int(r["rows"]), str(r["checksum"])) for r in written}
+            for s in range(shards):  # a shard no id hashed to is an empty index
+                if s not in done:
+                    done[s] = _write_shard_dir(work, s, np.empty((0, meta["dim"]), np.float32),
+                                               np.empty(0, np.int64), [], meta["dim"], meta["scheme"],
+                                               meta["model"])
+            count = sum(n for n, _ in done.values())
+            mf.write(work, {
+                "dim": meta["dim"], "metric": "cosine", "scheme": meta["scheme"], "model": meta["model"],
+                "rows": count, "sharding": {"hash": mf.HASH_NAME, "key": "id", "shards": shards},
+                "shards": [{"path": mf.shard_dir_name(s), "rows": done[s][0], "checksum": done[s][1]}
+                           for s in range(shards)],
+            })
+            _move_into_place(work, out)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+    seconds = time.perf_counter() - t0
+    return {"count": count, "shards": shards, "dim": meta["dim"], "seconds": seconds,
+            "docs_per_s": count / seconds if seconds else math.inf}
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def _read(corpus, fmt, text_field, id_field, title_field):
+    """A Ray Dataset of {"id": int64, "doc": JSON str, "text": str to embed}."""
+    import ray
+
+    if corpus == "stdlib":
+        from ..corpus import stdlib_docstrings
+        ds = ray.data.from_items(stdlib_docstrings())
+        fmt, text_field, id_field, title_field = "jsonl", "text", "id", "title"
+    else:
+        path = os.fspath(corpus)
+        if fmt == "auto":
+            fmt = _sniff(path)
+        # No CPU reserved for reading, normalizing, writing: the embedder actors
+        # hold the CPUs, and a task waiting for one would stall the pipeline.
+        if fmt == "jsonl":
+            ds = ray.data.read_json(path, lines=True, num_cpus=0, file_extensions=None)
+        elif fmt == "parquet":
+            ds = ray.data.read_parquet(path, num_cpus=0)
+        else:
+            ds = ray.data.read_binary_files(path, num_cpus=0).flat_map(_text_lines, num_cpus=0)
+            text_field, id_field, title_field = "text", "id", "title"
+    return ds.map_batches(_normalize, fn_kwargs={"text_field": text_field, "id_field": id_field,
+                                                 "title_field": title_field},
+                          batch_format="pyarrow", num_cpus=0)
+
+
+def _sniff(path: str) -> str:
+    if path.endswith(".parquet") or (os.path.isdir(path) and any(
+            f.endswith(".parquet") for f in os.listdir(path))):
+        return "parquet"
+    if path.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if os.path.isfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(4096).lstrip()
+        return "jsonl" if head.startswith(b"{") else "text"
+    raise ValueError(f"fmt: cannot tell the format of {path}; pass fmt= (jsonl, text or parquet)")
+
+
+def _text_lines(row: dict):
+    """One document per non-blank line; the id is the line number from 1."""
+    text = row["bytes"].decode("utf-8")
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            yield {"id": number, "title": None, "text": line}
+
+
+def _normalize(table, text_field, id_field, title_field):
+    names = table.column_names
+    if text_field not in names:
+        raise ValueError(f"corpus: no field {text_field!r} (see text_field); fields: {names}")
+    if id_field not in names:
+        raise ValueError(f"corpus: no field {id_field!r} (see id_field): the Ray build needs an id per document")
+    texts = table.column(text_field).to_pylist()
+    ids = table.column(id_field).to_pylist()
+    titles = table.column(title_field).to_pylist() if title_field in names else [None] * len(texts)
+    index_ids, docs, inputs = [], [], []
+    for doc_id, title, text in zip(ids, titles, texts):
+        if not isinstance(text, str):
+            raise ValueError(f"corpus: document {doc_id!r} has no string field {text_field!r}")
+        title = title if isinstance(title, str) else None
+        index_ids.append(index_id(doc_id))
+        docs.append(json.dumps({"id": doc_id, "title": title, "text": text}, ensure_ascii=False))
+        inputs.append(f"{title}\n{text}" if title else text)
+    import pyarrow as pa
+    return pa.table({"id": pa.array(index_ids, pa.int64()), "doc": pa.array(docs, pa.string()),
+                     "text": pa.array(inputs, pa.string())})
+
+
+def index_id(doc_id) -> int:
+    """The int64 index id of a document id: the id itself if an integer,
+    else the first 8 bytes of the sha256 of its JSON form, as an int >= 0."""
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        if not -(1 << 63) <= doc_id < (1 << 63):
+            raise ValueError(f"corpus: document id {doc_id} does not fit in int64")
+        return doc_id
+    if doc_id is None:
+        raise ValueError("corpus: a document has no id (see id_field)")
+    digest = hashlib.sha256(json.dumps(doc_id, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+# --- embedding -----------------------------------------------------------------
+
+
+class _Embed:
+    """One Ray actor: the model loaded once, then batch after batch."""
+
+    def __init__(self, model, threads, shards, delay=0.0):
+        from ..embedder import Embedder
+        self.embedder = Embedder(model, threads=threads)
+        self.shards = shards
+        self.delay = delay
+
+    def __call__(self, batch: dict) -> dict:
+        # Float vectors: the shard's Index quantizes them and takes the sign
+        # bits from the floats, exactly as a single-process build does.
+        vectors = self.embedder.encode(list(batch["text"]), "float", show_progress=False)
+        if self.delay:
+            time.sleep(self.delay)
+        ids = batch["id"].astype(np.int64)
+        return {"id": ids, "shard": mf.shard_of(ids, self.shards), "doc": batch["doc"], "vector": vectors}
+
+
+def _model_info(model) -> dict:
+    """dim, scheme, {"name", "sha256", "path"} of the model, checked here."""
+    from .. import _default_model
+    from ..embedder import Embedder
+    emb = Embedder(model, threads=1)
+    dim = int(emb.encode(["dimension probe"], "float", show_progress=False).shape[1])
+    if emb.model_dir is None:
+        meta = {"name": emb.name, "sha256": _default_model.MODEL_SHA256, "path": None}
+    else:
+        meta = {"name": emb.name, "sha256": _default_model.sha256_file(emb.onnx_path),
+                "path": os.path.abspath(os.fspath(emb.model_dir))}
+    return {"dim": dim, "scheme": emb.scheme, "model": meta, "path": meta["path"]}
+
+
+# --- writing -------------------------------------------------------------------
+
+
+def _write_shard(batch: dict, work, dim, scheme, model) -> dict:
+    shard = int(batch["shard"][0])
+    vectors = np.stack(batch["vector"]) if batch["vector"].dtype == object else batch["vector"]
+    rows, checksum = _write_shard_dir(work, shard, vectors, batch["id"], list(batch["doc"]), dim, scheme, model)
+    return {"shard": np.array([shard]), "rows": np.array([rows]), "checksum": np.array([checksum])}
+
+
+def _write_shard_dir(work, shard, vectors, ids, docs, dim, scheme, model):
+    """Writes one shard (rows sorted by id) into place; returns (rows, checksum).
+    Idempotent: a retry replaces the directory a failed attempt wrote."""
+    from ..index import Index
+    order = np.argsort(ids, kind="stable")
+    ids = np.asarray(ids, np.int64)[order]
+    index = Index(dim, scheme=scheme, model={"name": model["name"], "sha256": model["sha256"]})
+    index.add(np.ascontiguousarray(vectors[order], dtype=np.float32), ids)
+    docs_bytes = "".join(f'{{"index_id": {i}, "doc": {docs[j]}}}\n' for i, j in zip(ids.tolist(), order.tolist()))
+    path = os.path.join(work, mf.shard_dir_name(shard))
+    index.save(path, attachments={DOCS_FILE: docs_bytes.encode()})
+    return len(ids), mf.directory_checksum(path)
+
+
+def _check_out(out: str) -> None:
+    if os.path.exists(out) and not (os.path.isdir(out) and (not os.listdir(out) or mf.is_sharded(out))):
+        raise FileExistsError(f"out: {out} exists and is not a sharded index or an empty directory; "
+                              f"refusing to replace it")
+
+
+def _move_into_place(work: str, out: str) -> None:
+    mf.fsync_dir(work)
+    if os.path.exists(out):
+        aside = f"{out}.previous-{secrets.token_hex(4)}"
+        os.rename(out, aside)
+        os.rename(work, out)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.rename(work, out)
+    mf.fsync_dir(os.path.dirname(out))
