@@ -1,24 +1,20 @@
 """Index: search against numpy references, bookkeeping, persistence (round
-trip, damage, interrupted saves), concurrent readers, and two-stage recall
-on real embeddings of the default model."""
+trip, damage), concurrent readers, and two-stage recall on real embeddings
+of the default model. Durability, filters and crashes: test_index_*.py."""
 
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
-import time
 
 import numpy as np
 import pytest
 
 import pplx_kernels
-from pplx_kernels import Index, storage
+from pplx_kernels import Index
 from pplx_kernels.index import DEFAULT_OVERSAMPLE
-from pplx_kernels.storage import IndexFormatError
+from pplx_kernels.index import IndexFormatError
+from pplx_kernels.index import storage as index_storage
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(pplx_kernels.__file__))
 
@@ -40,6 +36,12 @@ def topk_reference(queries, database, k):
     rows = np.arange(sim.shape[1])
     order = np.stack([np.lexsort((rows, -s))[:k] for s in sim])
     return np.take_along_axis(sim, order, 1), order
+
+
+def segment_file(path, key):
+    """Path of one file of the only segment of a saved index."""
+    (segment,) = json.loads((path / "manifest.json").read_text())["segments"]
+    return path / segment["files"][key]["file"]
 
 
 def random_codes(rng, n, dim):
@@ -92,8 +94,8 @@ def test_float_vectors_are_quantized_with_the_scheme(rng, tmp_path):
         index = Index(64, scheme=scheme)
         index.add(x)
         index.save(tmp_path / scheme)
-        codes = np.fromfile(tmp_path / scheme / "codes.i8", dtype=np.int8).reshape(300, 64)
-        bits = np.fromfile(tmp_path / scheme / "bits.u8", dtype=np.uint8).reshape(300, 8)
+        codes = np.fromfile(segment_file(tmp_path / scheme, "codes"), dtype=np.int8).reshape(300, 64)
+        bits = np.fromfile(segment_file(tmp_path / scheme, "bits"), dtype=np.uint8).reshape(300, 8)
         assert np.array_equal(codes, pplx_kernels.quantize(x, scheme=scheme))
         # The bits are the signs of the floats, not of the codes.
         assert np.array_equal(bits, np.packbits(x >= 0, axis=1))
@@ -109,7 +111,7 @@ def test_int8_vectors_get_bits_from_their_signs(rng, tmp_path):
     index = Index(20)
     index.add(codes)
     index.save(tmp_path / "ix")
-    bits = np.fromfile(tmp_path / "ix" / "bits.u8", dtype=np.uint8).reshape(50, 3)
+    bits = np.fromfile(segment_file(tmp_path / "ix", "bits"), dtype=np.uint8).reshape(50, 3)
     assert np.array_equal(bits, np.packbits(codes >= 0, axis=1))
 
 
@@ -185,7 +187,7 @@ def test_growth_is_amortized(rng):
     buffers = set()
     for _ in range(2000):
         index.add(random_codes(rng, 1, 4))
-        buffers.add(index._codes.__array_interface__["data"][0])
+        buffers.add(index._mem.codes.__array_interface__["data"][0])
     assert len(index) == 2000
     assert len(buffers) <= 12  # capacity doubles: log2(2000) reallocations
 
@@ -216,7 +218,7 @@ def test_constructor_arguments():
         Index(8, metric="l2")
     with pytest.raises(ValueError, match="scheme"):
         Index(8, scheme="minmax")
-    assert Index(8, model="m").model == {"name": "m", "sha256": None}
+    assert Index(8, model="m").model == {"name": "m", "sha256": None, "path": None}
 
 
 # --- persistence ---------------------------------------------------------------
@@ -230,37 +232,36 @@ def make_index(rng, n=500, dim=48):
 
 def test_round_trip_gives_identical_results(rng, tmp_path):
     index = make_index(rng)
+    index.remove(index.ids[:7])  # removed rows stay removed
     queries = rng.standard_normal((11, 48)).astype(np.float32)
     before = [index.search(queries, 10, mode=m) for m in ("exact", "two_stage")]
-    index.save(tmp_path / "ix", attachments={"docs.jsonl": b'{"a": 1}\n'})
+    index.save(tmp_path / "ix")
     for mmap in (True, False):
         loaded = Index.load(tmp_path / "ix", mmap=mmap)
-        assert (len(loaded), loaded.dim, loaded.scheme, loaded.model) == (500, 48, "absmax", index.model)
+        assert (len(loaded), loaded.dim, loaded.scheme, loaded.model) == (493, 48, "absmax", index.model)
         assert np.array_equal(loaded.ids, index.ids)
         for (s0, i0), m in zip(before, ("exact", "two_stage")):
             s1, i1 = loaded.search(queries, 10, mode=m)
             assert np.array_equal(s0, s1) and np.array_equal(i0, i1)
-    # A mapped index can still change; its files do not.
-    mapped = Index.load(tmp_path / "ix")
-    mapped.add(rng.standard_normal((3, 48)).astype(np.float32))
-    mapped.remove(mapped.ids[:2])
-    assert len(mapped) == 501
-    storage.verify(tmp_path / "ix")
+    # A loaded index is a read-only snapshot.
+    with pytest.raises(ValueError, match="index: is read-only"):
+        Index.load(tmp_path / "ix").add(rng.standard_normal((3, 48)).astype(np.float32))
 
 
-def test_files_are_plain_arrays_described_by_the_header(rng, tmp_path):
+def test_files_are_plain_arrays_described_by_the_manifest(rng, tmp_path):
     index = make_index(rng, n=100, dim=20)
     index.save(tmp_path / "ix")
-    header = json.loads((tmp_path / "ix" / "header.json").read_text())
-    assert (header["format"], header["version"], header["dim"], header["count"]) == \
-        ("pplx-kernels-index", 1, 20, 100)
-    assert header["model"] == {"name": "test-model", "sha256": "ab" * 32}
-    for fname, entry in header["files"].items():
-        data = (tmp_path / "ix" / fname).read_bytes()
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert (manifest["format"], manifest["version"], manifest["dim"]) == ("pplx-kernels-index", 2, 20)
+    assert manifest["model"] == {"name": "test-model", "sha256": "ab" * 32, "path": None}
+    (segment,) = manifest["segments"]
+    assert segment["count"] == 100
+    for entry in segment["files"].values():
+        data = (tmp_path / "ix" / entry["file"]).read_bytes()
         assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
-    ids = np.fromfile(tmp_path / "ix" / "ids.i64", dtype="<i8")
-    codes = np.fromfile(tmp_path / "ix" / "codes.i8", dtype=np.int8).reshape(100, 20)
-    norms = np.fromfile(tmp_path / "ix" / "norms.f32", dtype="<f4")
+    ids = np.fromfile(segment_file(tmp_path / "ix", "ids"), dtype="<i8")
+    codes = np.fromfile(segment_file(tmp_path / "ix", "codes"), dtype=np.int8).reshape(100, 20)
+    norms = np.fromfile(segment_file(tmp_path / "ix", "norms"), dtype="<f4")
     assert np.array_equal(ids, index.ids)
     np.testing.assert_allclose(norms, np.linalg.norm(codes.astype(np.float64), axis=1), rtol=1e-6)
 
@@ -272,11 +273,11 @@ def test_empty_index_round_trip(tmp_path):
         assert len(loaded) == 0 and loaded.search(np.ones(16, np.int8), 3)[1].shape == (0,)
 
 
-def _rewrite_header(path, **changes):
-    header = json.loads((path / "header.json").read_text())
-    header.update(changes)
-    header["header_sha256"] = storage._header_digest(header)
-    (path / "header.json").write_text(json.dumps(header))
+def _rewrite_manifest(path, **changes):
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest.update(changes)
+    manifest["manifest_sha256"] = index_storage._digest(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
 
 
 def _flip_byte(path, offset):
@@ -286,39 +287,41 @@ def _flip_byte(path, offset):
 
 
 DAMAGES = {
-    "truncated file": (lambda p: os.truncate(p / "codes.i8", 100), "codes.i8 is truncated"),
-    "longer file": (lambda p: open(p / "ids.i64", "ab").write(b"x"), "ids.i64 is too long"),
-    "missing file": (lambda p: os.remove(p / "norms.f32"), "norms.f32 is missing"),
-    "missing attachment": (lambda p: os.remove(p / "docs.jsonl"), "docs.jsonl is missing"),
-    "flipped byte in codes": (lambda p: _flip_byte(p / "codes.i8", 1234), "codes.i8 is damaged"),
-    "flipped byte in attachment": (lambda p: _flip_byte(p / "docs.jsonl", 2), "docs.jsonl is damaged"),
-    "flipped byte in header": (lambda p: _flip_byte(p / "header.json", 300), "header.json is damaged"),
-    "newer version": (lambda p: _rewrite_header(p, version=2), "version 2 is not supported.*newer"),
-    "wrong count": (lambda p: _rewrite_header(p, count=499), "count and dim imply"),
-    "header not json": (lambda p: (p / "header.json").write_text("{nope"), "not valid JSON"),
-    "no header": (lambda p: os.remove(p / "header.json"), "not a pplx-kernels index"),
-    "foreign header": (lambda p: (p / "header.json").write_text('{"format": "faiss"}'), "not a pplx-kernels index"),
+    "truncated file": (lambda p: os.truncate(segment_file(p, "codes"), 100), r"codes.i8 is truncated"),
+    "longer file": (lambda p: open(segment_file(p, "ids"), "ab").write(b"x"), r"ids.i64 is too long"),
+    "missing file": (lambda p: os.remove(segment_file(p, "norms")), "No such file"),
+    "flipped byte in codes": (lambda p: _flip_byte(segment_file(p, "codes"), 1234), r"codes.i8 is damaged"),
+    "flipped byte in documents": (lambda p: _flip_byte(segment_file(p, "docs"), 2), r"docs.jsonl is damaged"),
+    "flipped byte in manifest": (lambda p: _flip_byte(p / "manifest.json", 300), "manifest.json is damaged"),
+    "newer version": (lambda p: _rewrite_manifest(p, version=3), "version 3 is not supported.*newer"),
+    "wrong count": (lambda p: _rewrite_manifest(p, segments=[dict(s, count=499) for s in json.loads(
+        (p / "manifest.json").read_text())["segments"]]), "count 499 and dim 48 imply"),
+    "manifest not json": (lambda p: (p / "manifest.json").write_text("{nope"), "not valid JSON"),
+    "no manifest": (lambda p: os.remove(p / "manifest.json"), "not a pplx-kernels index"),
+    "foreign manifest": (lambda p: (p / "manifest.json").write_text('{"format": "faiss"}'), "not a pplx-kernels index"),
+    "file name leaving the directory": (lambda p: _rewrite_manifest(p, wal={"file": "../x.log", "bytes": 8}),
+                                        "invalid file name"),
 }
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 @pytest.mark.parametrize("mmap", [False, True])
 def test_damaged_directory_is_refused(rng, tmp_path, damage, mmap):
-    make_index(rng).save(tmp_path / "ix", attachments={"docs.jsonl": b'{"id": 1, "text": "hello"}\n'})
+    make_index(rng).save(tmp_path / "ix")
     spoil, message = DAMAGES[damage]
     spoil(tmp_path / "ix")
     # With mmap only a full verification reads the data to find a flipped byte.
-    verify = True if "flipped byte in codes" in damage or "attachment" in damage else None
-    with pytest.raises(IndexFormatError, match=message):
+    verify = True if "flipped byte in" in damage and "manifest" not in damage else None
+    with pytest.raises((IndexFormatError, FileNotFoundError), match=message):
         Index.load(tmp_path / "ix", mmap=mmap, verify=verify)
 
 
 def test_mmap_without_verify_does_not_read_the_data(rng, tmp_path):
     make_index(rng).save(tmp_path / "ix")
-    _flip_byte(tmp_path / "ix" / "codes.i8", 10)
-    Index.load(tmp_path / "ix", mmap=True)  # opens: only header and sizes are checked
+    _flip_byte(segment_file(tmp_path / "ix", "codes"), 10)
+    Index.load(tmp_path / "ix", mmap=True)  # opens: only the manifest and sizes are checked
     with pytest.raises(IndexFormatError, match="codes.i8 is damaged"):
-        storage.verify(tmp_path / "ix")
+        Index.load(tmp_path / "ix", mmap=True, verify=True)
 
 
 def test_foreign_or_missing_directory(tmp_path):
@@ -333,53 +336,23 @@ def test_foreign_or_missing_directory(tmp_path):
         Index.load(tmp_path / "file")
 
 
-def test_save_replaces_an_index_but_nothing_else(rng, tmp_path, monkeypatch):
+def test_save_replaces_an_index_but_nothing_else(rng, tmp_path):
     first, second = make_index(rng, n=10), make_index(rng, n=20)
     first.save(tmp_path / "ix")
     second.save(tmp_path / "ix")
     assert len(Index.load(tmp_path / "ix")) == 20
-    # The portable path, for systems without renameat2(RENAME_EXCHANGE).
-    monkeypatch.setattr(storage, "_rename_exchange", lambda a, b: False)
     first.save(tmp_path / "ix")
-    assert len(Index.load(tmp_path / "ix")) == 10
-    assert sorted(os.listdir(tmp_path)) == ["ix"]  # no temporary left behind
+    assert np.array_equal(Index.load(tmp_path / "ix").ids, first.ids)
+    # No temporary left behind (.ix.lock is the saves' lock, kept for good).
+    assert sorted(os.listdir(tmp_path)) == [".ix.lock", "ix"]
+    # Only the files of the last save remain.
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert set(os.listdir(tmp_path / "ix")) == index_storage.listed_files(manifest) | {"manifest.json", "LOCK"}
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("precious")
     with pytest.raises(FileExistsError, match="not a pplx-kernels index; refusing"):
         first.save(tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
-
-
-def test_save_killed_midway_leaves_the_previous_index(rng, tmp_path):
-    target = tmp_path / "ix"
-    previous = make_index(rng, n=300)
-    previous.save(target)
-    script = textwrap.dedent(f"""
-        import numpy as np
-        from pplx_kernels import Index
-        index = Index(256)
-        index.add(np.random.default_rng(1).integers(-127, 128, (40000, 256), dtype=np.int8))
-        print("saving", flush=True)
-        index.save({str(target)!r})
-    """)
-    env = dict(os.environ, PYTHONPATH=PYTHON_DIR, PPLX_KERNELS_TEST_SAVE_DELAY="30")
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout.readline().strip() == b"saving"
-        deadline = time.monotonic() + 60
-        # Wait until the new codes file has been written in the temporary directory.
-        while not any(name.startswith(".ix.saving-") and os.path.exists(tmp_path / name / "codes.i8")
-                      for name in os.listdir(tmp_path)):
-            assert time.monotonic() < deadline, "the save never started"
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    loaded = Index.load(target, verify=True)
-    assert len(loaded) == 300 and np.array_equal(loaded.ids, previous.ids)
-    # The next save removes the dead process's temporary directory.
-    previous.save(target)
-    assert sorted(os.listdir(tmp_path)) == ["ix"]
 
 
 # --- threads -----------------------------------------------------------------

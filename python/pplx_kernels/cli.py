@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 PROG = "pplx-kernels"
-DOCS_FILE = "docs.jsonl"   # one {"id", "title", "text"} per index row, row order
-CLI_FILE = "cli.json"      # how the index was built (model directory), for search
 STDLIB = "stdlib"          # CORPUS name of the built-in stdlib docstring corpus
 DEMO_QUERIES = (
     "parse command line options and arguments",
@@ -115,10 +113,12 @@ def _embedder(model, threads):
 
 
 def _model_meta(emb) -> dict:
+    """What the index records of its model; search finds the model by "path"."""
     from . import _default_model
     if emb.model_dir is None:
-        return {"name": emb.name, "sha256": _default_model.MODEL_SHA256}
-    return {"name": emb.name, "sha256": _default_model.sha256_file(emb.onnx_path)}
+        return {"name": emb.name, "sha256": _default_model.MODEL_SHA256, "path": None}
+    return {"name": emb.name, "sha256": _default_model.sha256_file(emb.onnx_path),
+            "path": str(Path(emb.model_dir).resolve())}
 
 
 # --- verbs -----------------------------------------------------------------
@@ -152,8 +152,8 @@ def _index_on_ray(args) -> int:
 
 
 def build_index(docs: list, out, *, model=None, threads=None, progress=True) -> dict:
-    """Embeds docs, builds an Index (row i = docs[i]) and saves it with the
-    documents beside it. Returns counts and timings."""
+    """Embeds docs, builds an Index holding each document with its row and
+    saves it. Returns counts and timings."""
     from .index import Index
     t0 = time.perf_counter()
     emb = _embedder(model, threads)
@@ -161,29 +161,12 @@ def build_index(docs: list, out, *, model=None, threads=None, progress=True) -> 
     # the float signs, the same way it will treat float queries.
     vectors = emb.encode([_doc_text(d) for d in docs], "float", show_progress=progress)
     index = Index(vectors.shape[1], scheme=emb.scheme, model=_model_meta(emb))
-    index.add(vectors)
-    docs_bytes = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode()
-    cli = {"model_dir": None if emb.model_dir is None else str(Path(emb.model_dir).resolve())}
-    index.save(out, attachments={DOCS_FILE: docs_bytes, CLI_FILE: json.dumps(cli).encode()})
+    index.add(vectors, documents=docs)
+    index.save(out)
     seconds = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in Path(out).iterdir())
     return {"count": len(index), "dim": index.dim, "tokens": emb.last_timings.get("tokens", 0),
             "seconds": seconds, "bytes": size}
-
-
-def _load_docs(directory: str, rows: set) -> dict:
-    """row -> document for the wanted rows of docs.jsonl (streamed)."""
-    found = {}
-    path = os.path.join(directory, DOCS_FILE)
-    if not rows or not os.path.exists(path):
-        return found
-    with open(path, encoding="utf-8") as fh:
-        for row, line in enumerate(fh):
-            if row in rows:
-                found[row] = json.loads(line)
-                if len(found) == len(rows):
-                    break
-    return found
 
 
 def cmd_search(args) -> int:
@@ -207,14 +190,12 @@ def cmd_search(args) -> int:
 def search_index(directory, queries: list, *, k=10, mode="exact", oversample=None, model=None, threads=None):
     """Yields one {"query", "results": [{"rank", "score", "id", "title", "text"}]}
     per query, against an index saved by build_index."""
+    import numpy as np
+
     from .distributed import open_any
     index = open_any(directory)  # an Index, or a ShardedIndex for a sharded directory
     if model is None:
-        try:
-            with open(os.path.join(directory, CLI_FILE), encoding="utf-8") as fh:
-                model = json.load(fh).get("model_dir")
-        except FileNotFoundError:
-            model = index.model.get("path")
+        model = index.model.get("path")
     emb = _embedder(model, threads)
     built_with = index.model.get("sha256")
     if built_with and built_with != _model_meta(emb)["sha256"]:
@@ -222,11 +203,8 @@ def search_index(directory, queries: list, *, k=10, mode="exact", oversample=Non
                          f"than {emb.name!r}; pass the same --model")
     scores, ids = index.search(emb.encode(queries, "float", show_progress=False), k, mode=mode,
                                oversample=oversample, threads=threads)
-    if hasattr(index, "documents"):  # documents stored by id
-        flat = ids.ravel().tolist()
-        docs = dict(zip(flat, index.documents(flat)))
-    else:
-        docs = _load_docs(directory, set(ids.ravel().tolist()))
+    found = np.unique(ids[ids >= 0])
+    docs = dict(zip(found.tolist(), index.documents(found)))
     for q, srow, irow in zip(queries, scores, ids):
         results = []
         for rank, (s, i) in enumerate(zip(srow.tolist(), irow.tolist()), 1):
@@ -399,8 +377,8 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = verbs.add_parser("index", parents=[common], help="embed a corpus and save an index",
-                         description="Embeds every document of CORPUS and saves an index directory, with "
-                                     f"the documents beside it ({DOCS_FILE}).")
+                         description="Embeds every document of CORPUS and saves an index directory "
+                                     "holding the vectors and the documents.")
     p.add_argument("corpus", metavar="CORPUS", help=f"a JSON Lines file, a text file with one document per "
                    f"line, '-' for stdin, or '{STDLIB}' for the built-in Python standard library "
                    f"docstrings (use ./{STDLIB} for a file of that name)")
