@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -169,3 +170,123 @@ def test_demo_answers_queries(tmp_path):
     assert "indexed 12 documents" in proc.stdout
     assert "query: unicode text" in proc.stdout and "  1. " in proc.stdout
     assert len(pplx_kernels.Index.load(tmp_path / "d")) == 12
+
+
+# --- streaming build: commits, kill -9, --resume --------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import tiny_models as tm
+    root, _ = tm.make_model_dir(tmp_path_factory.mktemp("tiny"), layout="plain", style="bert")
+    return root
+
+
+def _stream_corpus(path, n, seed=3):
+    import tiny_models as tm
+    texts = tm.random_texts(n, seed=seed)
+    # String ids: the index numbers the rows, the documents keep these.
+    lines = [json.dumps({"id": f"doc-{i}", "text": t}) + "\n" for i, t in enumerate(texts)]
+    path.write_text("".join(lines))
+    return lines
+
+
+def _index_rows(directory) -> dict:
+    """index id -> (int8 vector bytes, document) of every committed row."""
+    with pplx_kernels.Index.load(directory) as index:
+        ids = np.sort(index.ids)
+        vectors = index.get(ids)
+        docs = index.documents(ids)
+    return {int(i): (v.tobytes(), d) for i, v, d in zip(ids, vectors, docs)}
+
+
+def _committed_rows(directory) -> int:
+    try:
+        with pplx_kernels.Index.load(directory) as index:
+            return len(index)
+    except (FileNotFoundError, ValueError):
+        return 0  # not created yet
+
+
+def test_killed_build_resumes_to_the_uninterrupted_result(tmp_path, tiny_model):
+    n = 2600
+    corpus = tmp_path / "c.jsonl"
+    lines = _stream_corpus(corpus, n)
+    common = ["--model", tiny_model, "--commit-every", "500", "--quiet"]
+    run_cli("index", corpus, "--out", tmp_path / "whole", *common, check_rc=0)
+    whole = _index_rows(tmp_path / "whole")
+    assert len(whole) == n and sorted(whole) == list(range(n))
+    assert [whole[i][1] for i in range(n)] == [{**json.loads(ln), "title": None} for ln in lines]
+
+    # Feed the corpus on stdin, hold it back after 1500 lines: the build
+    # commits the chunks it has (500 rows each) and waits; kill it there.
+    env = dict(os.environ, PYTHONPATH=PYTHON_DIR, PPLX_KERNELS_NUM_THREADS="2")
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "pplx_kernels", "index", "-", "--format", "jsonl",
+                             "--out", out, *map(str, common)], stdin=subprocess.PIPE, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write("".join(lines[:1500]))
+        proc.stdin.flush()
+        deadline = time.monotonic() + 120
+        committed = 0
+        while committed == 0:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no commit within 120 s"
+            time.sleep(0.2)
+            committed = _committed_rows(out)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert 0 < committed < n
+    partial = _index_rows(out)
+    assert all(whole[i] == row for i, row in partial.items())
+
+    done = run_cli("index", corpus, "--out", out, "--resume", *common, check_rc=0)
+    assert f"indexed {n - len(partial)} documents after {len(partial)} already there" in done.stdout
+    assert _index_rows(out) == whole
+    # Without --resume, a directory holding an index is not touched.
+    again = run_cli("index", corpus, "--out", out, *common)
+    assert again.returncode == 1 and "already holds an index or other files; pass --resume" in again.stderr
+    # A resume against another corpus is refused, not mixed in.
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(lines[:10]))
+    refused = run_cli("index", other, "--out", out, "--resume", *common)
+    assert refused.returncode == 1 and "holds 2600 rows but the corpus only 10 documents" in refused.stderr
+
+
+def test_build_killed_at_random_points_resumes_to_the_same_index(tmp_path, tiny_model):
+    # Integer ids from the corpus this time; kills land anywhere: in the
+    # model, in add, in commit.
+    import tiny_models as tm
+    n = 12000
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": 10 * i + 7, "text": t, "title": f"t{i % 5}"}) + "\n"
+                              for i, t in enumerate(tm.random_texts(n, seed=5))))
+    common = ["--model", tiny_model, "--commit-every", "1000", "--quiet"]
+    run_cli("index", corpus, "--out", tmp_path / "whole", *common, check_rc=0)
+    whole = _index_rows(tmp_path / "whole")
+    assert sorted(whole) == [10 * i + 7 for i in range(n)]
+
+    env = dict(os.environ, PYTHONPATH=PYTHON_DIR, PPLX_KERNELS_NUM_THREADS="2")
+    out = tmp_path / "killed"
+    rng = np.random.default_rng(11)
+    for threshold in (2000, 5000, 8000):
+        # Kill a few milliseconds after the index holds `threshold` rows.
+        proc = subprocess.Popen([sys.executable, "-m", "pplx_kernels", "index", str(corpus), "--out", str(out),
+                                 "--resume", *map(str, common)], env=env, stderr=subprocess.DEVNULL)
+        try:
+            rows = 0
+            while rows < threshold and proc.poll() is None:
+                time.sleep(0.05)
+                rows = _committed_rows(out)
+            time.sleep(rng.uniform(0, 0.05))
+            assert proc.poll() is None, "the build ended before it could be killed"
+        finally:
+            proc.kill()
+            proc.wait()
+        partial = _index_rows(out)
+        assert threshold <= len(partial) < n
+        assert all(whole[i] == row for i, row in partial.items())
+    run_cli("index", corpus, "--out", out, "--resume", *common, check_rc=0)
+    assert _index_rows(out) == whole

@@ -47,13 +47,12 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """JSON Lines in shuffled id order; ids spread over int64 (negative
-    too), one string id, and repeated texts so that scores tie exactly."""
+    too), and repeated texts so that scores tie exactly."""
     rng = np.random.default_rng(7)
     texts = random_texts(N_DOCS, seed=3)
     for i in range(0, N_DOCS, 10):  # every 10th text repeats an earlier one
         texts[i] = texts[(i * 7) % max(i, 1)]
     ids = rng.choice(np.arange(-10**6, 10**12, 997), N_DOCS, replace=False).tolist()
-    ids[5] = "doc-five"
     docs = [{"id": i, "title": f"t{n}" if n % 3 else None, "text": t} for n, (i, t) in enumerate(zip(ids, texts))]
     order = rng.permutation(N_DOCS)
     path = tmp_path_factory.mktemp("corpus") / "docs.jsonl"
@@ -85,10 +84,11 @@ def reference(corpus, model_dir):
     return index, {int(i): d for i, d in zip(ids, docs)}, emb
 
 
-def _rows(ix: Index) -> dict:
-    """index id -> int8 vector bytes."""
-    codes, ids = ix._rows.codes, ix._rows.ids
-    return {int(i): codes[r].tobytes() for r, i in enumerate(ids)}
+def _triples(ix: Index) -> set:
+    """(id, int8 vector bytes, document as sorted JSON) of every row."""
+    ids = ix.ids
+    return {(int(i), code.tobytes(), json.dumps(doc, sort_keys=True))
+            for i, code, doc in zip(ids.tolist(), ix.get(ids), ix.documents(ids))}
 
 
 def test_sharded_build_equals_single_process_build(sharded_dir, corpus, model_dir, tmp_path, reference):
@@ -99,33 +99,25 @@ def test_sharded_build_equals_single_process_build(sharded_dir, corpus, model_di
     # Without Ray: the ordinary command line build of the same file.
     single = tmp_path / "single"
     assert cli_main(["index", str(corpus[0]), "--out", str(single), "--model", model_dir, "--quiet"]) == 0
-    one = Index.load(single)
-    with open(single / "docs.jsonl", encoding="utf-8") as fh:
-        row_docs = [json.loads(line) for line in fh]
-    expected = {(index_id(d["id"]), one._rows.codes[r].tobytes(), json.dumps(d, sort_keys=True))
-                for r, d in enumerate(row_docs)}
+    expected = _triples(Index.load(single))
     got = set()
-    with ShardedIndex.open(sharded_dir) as sharded:
-        for s, entry in enumerate(meta["shards"]):
-            shard = Index.load(sharded_dir / entry["path"])
-            assert len(shard) == entry["rows"]
-            ids = shard.ids
-            assert (np.diff(ids) > 0).all(), "a shard's rows are in id order"
-            assert (shard_of(ids, SHARDS) == s).all(), "each row is in the shard its id hashes to"
-            for i, code, doc in zip(ids.tolist(), shard._rows.codes, sharded.documents(ids)):
-                got.add((i, code.tobytes(), json.dumps(doc, sort_keys=True)))
+    for s, entry in enumerate(meta["shards"]):
+        shard = Index.load(sharded_dir / entry["path"])
+        assert len(shard) == entry["rows"]
+        ids = shard.ids
+        assert (np.diff(ids) > 0).all(), "a shard's rows are in id order"
+        assert (shard_of(ids, SHARDS) == s).all(), "each row is in the shard its id hashes to"
+        got |= _triples(shard)
     assert len(got) == N_DOCS
     assert got == expected
-    # The reference built here from the same floats agrees too.
-    assert {(i, c) for i, c, _ in got} == set(_rows(reference[0]).items())
-
-
-def test_build_is_reproducible(cluster, corpus, model_dir, sharded_dir, tmp_path):
-    from pplx_kernels.distributed import build
-    again = tmp_path / "again"
-    build(str(corpus[0]), again, shards=SHARDS, model=model_dir, batch_size=64)
-    first, second = manifest.read(sharded_dir), manifest.read(again)
-    assert [s["checksum"] for s in first["shards"]] == [s["checksum"] for s in second["shards"]]
+    # The reference built here from the same floats holds the same vectors.
+    ref = reference[0]
+    assert {(i, c) for i, c, _ in got} == {(int(i), c.tobytes()) for i, c in zip(ref.ids, ref.get(ref.ids))}
+    # Documents by id through the sharded index, as through one index.
+    with ShardedIndex.open(sharded_dir) as sharded:
+        some = ref.ids[::7]
+        assert sharded.documents(some) == Index.load(single).documents(some)
+        assert int(some[0]) in sharded and (int(ref.ids.max()) + 1) not in sharded
 
 
 def _queries(reference, n=200):
@@ -216,7 +208,7 @@ def _actor_pids(name_fragment):
     return found
 
 
-def test_killed_embedder_actor_loses_and_duplicates_nothing(cluster, corpus, model_dir, tmp_path):
+def test_killed_embedder_actor_loses_and_duplicates_nothing(cluster, corpus, model_dir, sharded_dir, tmp_path):
     from pplx_kernels.distributed import build
     out = tmp_path / "killed"
     os.environ[DELAY_ENV] = "0.05"  # seconds per batch: the build is still running when we kill
@@ -244,9 +236,12 @@ def test_killed_embedder_actor_loses_and_duplicates_nothing(cluster, corpus, mod
         os.environ.pop(DELAY_ENV, None)
     assert not error, error
     assert result["count"] == N_DOCS
-    ids = np.concatenate([Index.load(out / s["path"]).ids for s in manifest.read(out, verify=True)["shards"]])
-    assert len(ids) == N_DOCS
-    assert set(ids.tolist()) == {index_id(d["id"]) for d in corpus[1]}
+    shards = [Index.load(out / s["path"]) for s in manifest.read(out, verify=True)["shards"]]
+    ids = np.concatenate([s.ids for s in shards])
+    assert len(ids) == N_DOCS and len(set(ids.tolist())) == N_DOCS
+    # The same rows as the build nobody killed: reproducible, nothing lost.
+    assert set().union(*map(_triples, shards)) == set().union(
+        *(_triples(Index.load(sharded_dir / s["path"])) for s in manifest.read(sharded_dir)["shards"]))
 
 
 def test_killed_shard_actor_restarts_and_queries_wait(sharded_dir, reference):
@@ -276,7 +271,7 @@ def test_dead_shard_is_reported_partial_never_silently_short(sharded_dir, refere
         # What came back is exact over the live shards' rows.
         live = index.ids[shard_of(index.ids, SHARDS) != 2]
         ref = Index(index.dim, scheme=index.scheme)
-        ref.add(index._rows.codes[np.isin(index.ids, live)], live)
+        ref.add(index.get(live), live)
         want = ref.search(q, 10)
         np.testing.assert_array_equal(got.ids, want[1])
         np.testing.assert_array_equal(got.scores, want[0])
@@ -285,3 +280,11 @@ def test_dead_shard_is_reported_partial_never_silently_short(sharded_dir, refere
         from pplx_kernels.distributed import ShardUnavailableError
         with pytest.raises(ShardUnavailableError):
             sharded.search(q, 10)
+
+
+def test_index_ids_of_document_ids():
+    assert index_id(42) == 42 and index_id(-7) == -7
+    a, b = index_id("doc-1"), index_id("doc-2")
+    assert a != b and a >= 0 and b >= 0 and index_id("doc-1") == a
+    with pytest.raises(ValueError, match="^corpus:"):
+        index_id(1 << 63)

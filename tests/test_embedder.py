@@ -441,3 +441,92 @@ def test_default_model_sha256_mismatch(monkeypatch):
     monkeypatch.setattr(_default_model, "MODEL_SHA256", "0" * 64)
     with pytest.raises(ValueError, match="sha256"):
         Embedder()
+
+
+# ------------------------------------------------------- streaming (encode_iter)
+
+
+def test_encode_iter_equals_encode(plain):
+    # batch_tokens=1 runs every text alone and unpadded, so the float rows
+    # cannot depend on which texts share a batch: the streamed output must
+    # equal encode's exactly, in every quantization.
+    emb = Embedder(plain[0], batch_tokens=1)
+    for quantization in ("int8", "binary", "ubinary", "float"):
+        want = emb.encode(TEXTS, quantization, dimensions=20, bitorder="little")
+        for batch_docs in (1, 7, len(TEXTS), 1000):
+            chunks = list(emb.encode_iter((t for t in TEXTS), quantization, batch_docs=batch_docs,
+                                          dimensions=20, bitorder="little"))
+            sizes = [len(c) for c in chunks]
+            assert sizes == [min(batch_docs, len(TEXTS) - i) for i in range(0, len(TEXTS), batch_docs)]
+            got = np.concatenate(chunks)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    assert emb.last_timings["texts"] == len(TEXTS)
+
+
+def test_encode_iter_fused_gives_quantized_from_the_same_floats(plain):
+    emb = Embedder(plain[0], batch_tokens=1)
+    floats = emb.encode(TEXTS, "float")
+    chunks = list(emb.encode_iter(TEXTS, "fused", batch_docs=16))
+    assert all(isinstance(c, pk.Quantized) and c.scheme == emb.scheme for c in chunks)
+    codes = np.concatenate([c.codes for c in chunks])
+    bits = np.concatenate([c.bits for c in chunks])
+    np.testing.assert_array_equal(codes, pk.quantize(floats, "int8", scheme=emb.scheme))
+    # Signs of the floats: a value whose code rounds to 0 keeps its sign.
+    np.testing.assert_array_equal(bits, np.packbits(floats >= 0, axis=1))
+    fused = emb.encode_fused(TEXTS)
+    np.testing.assert_array_equal(fused.codes, codes)
+    np.testing.assert_array_equal(fused.bits, bits)
+    got_codes, got_bits = fused  # unpacks as a pair
+    assert got_codes is fused.codes and got_bits is fused.bits
+
+
+def test_encode_iter_reads_lazily(plain):
+    emb = Embedder(plain[0])
+    pulled = []
+
+    def texts():
+        for t in TEXTS:
+            pulled.append(t)
+            yield t
+
+    stream = emb.encode_iter(texts(), batch_docs=10)
+    assert pulled == []  # nothing read before the first chunk is asked for
+    first = next(stream)
+    assert len(first) == 10 and len(pulled) <= 11
+    assert sum(len(c) for c in stream) == len(TEXTS) - 10
+    assert list(emb.encode_iter(iter([]))) == []
+
+
+def test_encode_iter_argument_errors(plain):
+    emb = Embedder(plain[0])
+    # Raised at the call, before anything is consumed.
+    with pytest.raises(ValueError, match="batch_docs: expected a positive int"):
+        emb.encode_iter(TEXTS, batch_docs=0)
+    with pytest.raises(ValueError, match="quantization: expected one of"):
+        emb.encode_iter(TEXTS, "int4")
+    with pytest.raises(TypeError, match="texts: expected an iterable of strings"):
+        emb.encode_iter("w1 w2")
+    with pytest.raises(ValueError, match="dimensions: expected 1 <= dimensions <= 24"):
+        emb.encode_iter(TEXTS, dimensions=99)
+    # A bad item is named by its place in the whole input, not in its chunk.
+    stream = emb.encode_iter(TEXTS[:12] + [b"w1"], batch_docs=5)
+    assert len(next(stream)) == 5 and len(next(stream)) == 5
+    with pytest.raises(TypeError, match="texts: item 12 is a bytes, expected str"):
+        next(stream)
+
+
+def test_quantized_checks_its_arrays():
+    codes = np.zeros((3, 10), np.int8)
+    bits = np.zeros((3, 2), np.uint8)
+    assert len(pk.Quantized(codes, bits, "tanh")) == 3
+    with pytest.raises(ValueError, match=r"bits: expected shape \(3, 2\)"):
+        pk.Quantized(codes, bits[:, :1], "tanh")
+    with pytest.raises(TypeError, match="codes: expected int8"):
+        pk.Quantized(codes.astype(np.int16), bits, "tanh")
+    with pytest.raises(TypeError, match="bits: expected uint8"):
+        pk.Quantized(codes, bits.astype(np.int8), "tanh")
+    with pytest.raises(ValueError, match="scheme: expected 'tanh' or 'absmax'"):
+        pk.Quantized(codes, bits, "minmax")
+    with pytest.raises(ValueError, match="bitorder: expected 'big' or 'little'"):
+        pk.Quantized(codes, bits, "tanh", "middle")

@@ -10,7 +10,7 @@ from .runtime import (
     set_num_threads,
 )
 from .pooling import mean_pool, mean_pool_spans
-from .quantize import pack_bits, quantize, quantize_fused, unpack_bits
+from .quantize import Quantized, pack_bits, quantize, quantize_fused, unpack_bits
 from .search import cosine, hamming, norms, topk
 from .index import Index
 
@@ -29,6 +29,7 @@ def __getattr__(name):
 # Embedder stays out of __all__ so that `import *` needs no onnxruntime.
 __all__ = [
     "Index",
+    "Quantized",
     "available_isas",
     "cosine",
     "cpu_info",

@@ -18,8 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from .corpus import FORMATS, STDLIB, read_corpus
+from .index.build import COMMIT_EVERY
+
 PROG = "pplx-kernels"
-STDLIB = "stdlib"          # CORPUS name of the built-in stdlib docstring corpus
 DEMO_QUERIES = (
     "parse command line options and arguments",
     "compute a SHA-256 hash of some bytes",
@@ -41,86 +43,6 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-# --- corpus input ------------------------------------------------------------
-
-
-def read_corpus(source: str, *, text_field="text", id_field="id", title_field="title",
-                fmt="auto", limit=None) -> list:
-    """Documents as [{"id", "title", "text"}] from `source`: "stdlib" (the
-    built-in corpus), "-" (stdin), a JSON Lines file or a text file with one
-    document per line (blank lines skipped; id = line number from 1)."""
-    if source == STDLIB:
-        from .corpus import stdlib_docstrings
-        return stdlib_docstrings(limit)
-    if source == "-":
-        lines = sys.stdin.read().splitlines()
-        name = "<stdin>"
-    else:
-        try:
-            with open(source, encoding="utf-8") as fh:
-                lines = fh.read().splitlines()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"corpus: no such file: {source}") from None
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"corpus: {source} is not UTF-8 text ({exc})") from None
-        name = source
-    if fmt == "auto":
-        first = next((ln for ln in lines if ln.strip()), "")
-        fmt = "jsonl" if name.endswith((".jsonl", ".ndjson")) or first.lstrip().startswith("{") else "text"
-    docs = []
-    for number, line in enumerate(lines, 1):
-        if limit is not None and len(docs) >= limit:
-            break
-        if not line.strip():
-            continue
-        if fmt == "text":
-            docs.append({"id": number, "title": None, "text": line})
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"corpus: {name} line {number} is not valid JSON ({exc})") from None
-        if not isinstance(obj, dict):
-            raise ValueError(f"corpus: {name} line {number} is not a JSON object")
-        text = obj.get(text_field)
-        if not isinstance(text, str):
-            raise ValueError(f"corpus: {name} line {number} has no string field {text_field!r} (see --text-field)")
-        title = obj.get(title_field)
-        docs.append({"id": obj.get(id_field, number), "title": title if isinstance(title, str) else None,
-                     "text": text})
-    if not docs:
-        raise ValueError(f"corpus: {name} holds no documents")
-    seen = set()
-    for d in docs:
-        key = json.dumps(d["id"], sort_keys=True)
-        if key in seen:
-            raise ValueError(f"corpus: document id {d['id']!r} appears more than once (see --id-field)")
-        seen.add(key)
-    return docs
-
-
-def _doc_text(doc: dict) -> str:
-    # A title (a qualified name for the stdlib corpus) says what the text is about.
-    return f"{doc['title']}\n{doc['text']}" if doc.get("title") else doc["text"]
-
-
-# --- model -------------------------------------------------------------------
-
-
-def _embedder(model, threads):
-    from .embedder import Embedder
-    return Embedder(model, threads=threads)
-
-
-def _model_meta(emb) -> dict:
-    """What the index records of its model; search finds the model by "path"."""
-    from . import _default_model
-    if emb.model_dir is None:
-        return {"name": emb.name, "sha256": _default_model.MODEL_SHA256, "path": None}
-    return {"name": emb.name, "sha256": _default_model.sha256_file(emb.onnx_path),
-            "path": str(Path(emb.model_dir).resolve())}
-
-
 # --- verbs -----------------------------------------------------------------
 
 
@@ -129,13 +51,16 @@ def cmd_index(args) -> int:
         return _index_on_ray(args)
     if args.address is not None or args.shards is not None:
         raise UsageError("--address and --shards need --engine ray")
+    from .index.build import build_index
     docs = read_corpus(args.corpus, text_field=args.text_field, id_field=args.id_field,
                        title_field=args.title_field, fmt=args.format, limit=args.limit)
-    stats = build_index(docs, args.out, model=args.model, threads=args.threads, progress=not args.quiet)
-    print(f"indexed {stats['count']} documents ({stats['dim']} dims, {stats['tokens']} tokens) "
-          f"in {stats['seconds']:.1f} s: {stats['count'] / stats['seconds']:.1f} docs/s, "
-          f"{stats['tokens'] / stats['seconds']:.0f} tokens/s; saved to {args.out} "
-          f"({stats['bytes'] / 1e6:.1f} MB)")
+    stats = build_index(docs, args.out, model=args.model, threads=args.threads, resume=args.resume,
+                        commit_every=args.commit_every, progress=not args.quiet)
+    seconds = stats["seconds"]
+    resumed = f" after {stats['skipped']} already there" if stats["skipped"] else ""
+    print(f"indexed {stats['count']} documents{resumed} ({stats['dim']} dims, {stats['tokens']} tokens) "
+          f"in {seconds:.1f} s: {stats['count'] / seconds:.1f} docs/s, {stats['tokens'] / seconds:.0f} tokens/s; "
+          f"{stats['total']} in {args.out} ({stats['bytes'] / 1e6:.1f} MB)")
     return 0
 
 
@@ -151,24 +76,6 @@ def _index_on_ray(args) -> int:
     return 0
 
 
-def build_index(docs: list, out, *, model=None, threads=None, progress=True) -> dict:
-    """Embeds docs, builds an Index holding each document with its row and
-    saves it. Returns counts and timings."""
-    from .index import Index
-    t0 = time.perf_counter()
-    emb = _embedder(model, threads)
-    # Float vectors: the index quantizes them and takes the packed bits from
-    # the float signs, the same way it will treat float queries.
-    vectors = emb.encode([_doc_text(d) for d in docs], "float", show_progress=progress)
-    index = Index(vectors.shape[1], scheme=emb.scheme, model=_model_meta(emb))
-    index.add(vectors, documents=docs)
-    index.save(out)
-    seconds = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in Path(out).iterdir())
-    return {"count": len(index), "dim": index.dim, "tokens": emb.last_timings.get("tokens", 0),
-            "seconds": seconds, "bytes": size}
-
-
 def cmd_search(args) -> int:
     queries = args.queries
     if not queries:
@@ -177,41 +84,17 @@ def cmd_search(args) -> int:
         queries = [q for q in sys.stdin.read().splitlines() if q.strip()]
         if not queries:
             raise UsageError("no queries on stdin")
-    for n, results in enumerate(search_index(args.dir, queries, k=args.k, mode=args.mode,
-                                             oversample=args.oversample, model=args.model,
-                                             threads=args.threads)):
-        if args.json:
-            print(json.dumps(results, ensure_ascii=False))
-        else:
-            print(("\n" if n else "") + _format_results(results))
-    return 0
-
-
-def search_index(directory, queries: list, *, k=10, mode="exact", oversample=None, model=None, threads=None):
-    """Yields one {"query", "results": [{"rank", "score", "id", "title", "text"}]}
-    per query, against an index saved by build_index."""
-    import numpy as np
-
     from .distributed import open_any
-    index = open_any(directory)  # an Index, or a ShardedIndex for a sharded directory
-    if model is None:
-        model = index.model.get("path")
-    emb = _embedder(model, threads)
-    built_with = index.model.get("sha256")
-    if built_with and built_with != _model_meta(emb)["sha256"]:
-        raise ValueError(f"model: the index was built with {index.model.get('name')!r}, a different model "
-                         f"than {emb.name!r}; pass the same --model")
-    scores, ids = index.search(emb.encode(queries, "float", show_progress=False), k, mode=mode,
-                               oversample=oversample, threads=threads)
-    found = np.unique(ids[ids >= 0])
-    docs = dict(zip(found.tolist(), index.documents(found)))
-    for q, srow, irow in zip(queries, scores, ids):
-        results = []
-        for rank, (s, i) in enumerate(zip(srow.tolist(), irow.tolist()), 1):
-            doc = docs.get(i) or {}
-            results.append({"rank": rank, "score": round(s, 6), "id": doc.get("id", i),
-                            "title": doc.get("title"), "text": doc.get("text")})
-        yield {"query": q, "results": results}
+    from .index.search_text import search_index
+    with open_any(args.dir) as index:  # an Index, or a ShardedIndex for a sharded directory
+        for n, results in enumerate(search_index(index, queries, k=args.k, mode=args.mode,
+                                                 oversample=args.oversample, model=args.model,
+                                                 threads=args.threads)):
+            if args.json:
+                print(json.dumps(results, ensure_ascii=False))
+            else:
+                print(("\n" if n else "") + _format_results(results))
+    return 0
 
 
 def _format_results(results: dict, width: int = 100) -> str:
@@ -226,15 +109,16 @@ def _format_results(results: dict, width: int = 100) -> str:
 
 def cmd_embed(args) -> int:
     import numpy as np
-    docs = read_corpus(args.input, text_field=args.text_field, id_field=args.id_field,
-                       title_field=args.title_field, fmt=args.format, limit=args.limit)
-    emb = _embedder(args.model, args.threads)
+
+    from .embedder import Embedder
+    texts = [d["text"] for d in read_corpus(args.input, text_field=args.text_field, id_field=args.id_field,
+                                            title_field=args.title_field, fmt=args.format, limit=args.limit)]
+    emb = Embedder(args.model, threads=args.threads)
     t0 = time.perf_counter()
-    out = emb.encode([d["text"] for d in docs], args.quantization, dimensions=args.dimensions,
-                     show_progress=not args.quiet)
+    out = emb.encode(texts, args.quantization, dimensions=args.dimensions, show_progress=not args.quiet)
     seconds = time.perf_counter() - t0
     np.save(args.out, out)
-    print(f"embedded {len(docs)} texts in {seconds:.1f} s ({len(docs) / seconds:.1f} texts/s): "
+    print(f"embedded {len(texts)} texts in {seconds:.1f} s ({len(texts) / seconds:.1f} texts/s): "
           f"{out.dtype} {list(out.shape)} -> {args.out}")
     return 0
 
@@ -298,13 +182,15 @@ def cmd_bench(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from .index.build import build_index
+    from .index.search_text import search_index
     t0 = time.perf_counter()
     out = args.out or tempfile.mkdtemp(prefix="pplx-demo-")
     try:
-        docs = read_corpus(STDLIB, limit=args.limit)
-        print(f"indexing {len(docs)} Python standard library docstrings with the default model "
-              f"(all-MiniLM-L6-v2, ONNX) ...", flush=True)
-        stats = build_index(docs, out, threads=args.threads, progress=not args.quiet)
+        print("indexing the Python standard library's docstrings with the default model "
+              "(all-MiniLM-L6-v2, ONNX) ...", flush=True)
+        stats = build_index(read_corpus(STDLIB, limit=args.limit), out, threads=args.threads,
+                            progress=not args.quiet)
         print(f"indexed {stats['count']} documents in {stats['seconds']:.1f} s "
               f"({stats['count'] / stats['seconds']:.1f} docs/s)\n")
         queries = args.queries or list(DEMO_QUERIES)
@@ -350,7 +236,7 @@ def _oversample(value: str) -> float:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     # SUPPRESS: a subcommand's own default must not overwrite a value given
     # before the verb (pplx-kernels --debug search ...).
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -368,7 +254,7 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--id-field", default="id", help="JSON Lines field holding the id (default: id; "
                        "else the line number)")
         p.add_argument("--title-field", default="title", help="JSON Lines field holding a title (default: title)")
-        p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto",
+        p.add_argument("--format", choices=FORMATS, default="auto",
                        help="corpus format (default: auto: JSON Lines if the file name ends in .jsonl "
                             "or the first line starts with '{', else one document per line)")
         p.add_argument("--limit", type=_positive, help="use only the first N documents")
@@ -376,14 +262,21 @@ def make_parser() -> argparse.ArgumentParser:
                        "all-MiniLM-L6-v2)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = verbs.add_parser("index", parents=[common], help="embed a corpus and save an index",
-                         description="Embeds every document of CORPUS and saves an index directory "
-                                     "holding the vectors and the documents.")
+    p = verbs.add_parser("index", parents=[common], help="embed a corpus into an index directory",
+                         description="Streams the documents of CORPUS through the model into an index "
+                                     "directory that stores them with their vectors, committing every "
+                                     "--commit-every rows; --resume continues an interrupted build.")
     p.add_argument("corpus", metavar="CORPUS", help=f"a JSON Lines file, a text file with one document per "
                    f"line, '-' for stdin, or '{STDLIB}' for the built-in Python standard library "
                    f"docstrings (use ./{STDLIB} for a file of that name)")
-    p.add_argument("--out", required=True, metavar="DIR", help="index directory to write (replaced if it "
-                   "holds an index)")
+    p.add_argument("--out", required=True, metavar="DIR", help="index directory to create (an error if it "
+                   "holds an index, unless --resume)")
+    p.add_argument("--resume", action="store_true", help="continue the build an interrupted run left in DIR: "
+                   "skip the documents already there (DIR must have been built from the same corpus, "
+                   "model and options); start one if DIR holds none")
+    p.add_argument("--commit-every", type=_positive, default=COMMIT_EVERY, metavar="N",
+                   help=f"make the index durable every N rows (default: {COMMIT_EVERY}); a kill loses "
+                        f"at most the rows since the last commit")
     corpus_options(p)
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process; ray: embed on a Ray cluster and write a sharded index; "

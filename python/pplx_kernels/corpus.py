@@ -1,4 +1,8 @@
-"""An offline corpus of real text: the Python standard library's docstrings.
+"""Corpus input: documents streamed from JSON Lines, text files or stdin, and
+an offline corpus of real text, the Python standard library's docstrings.
+
+read_corpus yields {"id", "title", "text"} one document at a time, so a
+corpus of any size streams through `pplx-kernels index` and `embed`.
 
 Every machine with Python has it, and its lengths spread the way real
 documents do (one-line function summaries up to module docstrings of several
@@ -15,9 +19,16 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
+import json
 import os
+import sys
 import sysconfig
 from pathlib import Path
+from typing import Iterable, Iterator
+
+STDLIB = "stdlib"  # read_corpus source name of the built-in stdlib docstring corpus
+FORMATS = ("auto", "jsonl", "text")
 
 # Top-level stdlib directories left out: tests, GUI toolkits and demos,
 # vendored wheels, third-party packages, and the deprecated 2to3 grammar.
@@ -95,3 +106,98 @@ def stdlib_docstrings(limit: int | None = None) -> list[dict]:
     if limit is not None:
         docs = docs[:limit]
     return [{"id": i, "title": title, "text": text} for i, (title, text) in enumerate(docs)]
+
+
+def read_corpus(source: str, *, text_field: str = "text", id_field: str = "id", title_field: str = "title",
+                fmt: str = "auto", limit: int | None = None) -> Iterator[dict]:
+    """Yields documents {"id", "title", "text"} from `source`, one at a time:
+    "stdlib" (the built-in corpus), "-" (stdin), a JSON Lines file, or a text
+    file with one document per line (blank lines skipped; id = line number
+    from 1; title None). JSON Lines: the id is `id_field` (else the line
+    number), the title `title_field` when a string. Raises ValueError naming
+    the line for bad JSON or a missing text, and for an id seen twice; a
+    source without documents raises once it is read to the end.
+
+    File errors (missing file, not UTF-8) raise at this call; the rest as
+    the documents are read.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt: expected one of {FORMATS}, got {fmt!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit: expected None or a positive int, got {limit!r}")
+    if source == STDLIB:
+        return iter(stdlib_docstrings(limit))
+    if source == "-":
+        return _documents(sys.stdin, "<stdin>", text_field, id_field, title_field, fmt, limit)
+    try:
+        fh = open(source, encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"corpus: no such file: {source}") from None
+    except IsADirectoryError:
+        raise ValueError(f"corpus: {source} is a directory, expected a file") from None
+    return _closing(fh, _documents(fh, source, text_field, id_field, title_field, fmt, limit))
+
+
+def _closing(fh, documents: Iterator[dict]) -> Iterator[dict]:
+    with fh:
+        yield from documents
+
+
+def _documents(lines: Iterable[str], name: str, text_field: str, id_field: str, title_field: str,
+               fmt: str, limit: int | None) -> Iterator[dict]:
+    numbered: Iterator[tuple[int, str]] = enumerate(_utf8_lines(lines, name), 1)
+    if fmt == "auto":
+        # Peek at the first non-blank line, then read on from the start.
+        head = []
+        for item in numbered:
+            head.append(item)
+            if item[1].strip():
+                break
+        first = head[-1][1] if head else ""
+        numbered = itertools.chain(head, numbered)
+        jsonl = name.endswith((".jsonl", ".ndjson")) or first.lstrip().startswith("{")
+        fmt = "jsonl" if jsonl else "text"
+    seen = set()  # ids as JSON, to refuse a repeated id (a few bytes per document)
+    count = 0
+    for number, line in numbered:
+        if limit is not None and count >= limit:
+            break
+        if not line.strip():
+            continue
+        doc = _text_document(number, line) if fmt == "text" else \
+            _json_document(number, line, name, text_field, id_field, title_field)
+        key = json.dumps(doc["id"], sort_keys=True)
+        if key in seen:
+            raise ValueError(f"corpus: {name} line {number}: document id {doc['id']!r} appears more than once "
+                             f"(see --id-field)")
+        seen.add(key)
+        count += 1
+        yield doc
+    if not count:
+        raise ValueError(f"corpus: {name} holds no documents")
+
+
+def _utf8_lines(lines: Iterable[str], name: str) -> Iterator[str]:
+    try:
+        for line in lines:
+            yield line.rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"corpus: {name} is not UTF-8 text ({exc})") from None
+
+
+def _text_document(number: int, line: str) -> dict:
+    return {"id": number, "title": None, "text": line}
+
+
+def _json_document(number: int, line: str, name: str, text_field: str, id_field: str, title_field: str) -> dict:
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"corpus: {name} line {number} is not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"corpus: {name} line {number} is not a JSON object")
+    text = obj.get(text_field)
+    if not isinstance(text, str):
+        raise ValueError(f"corpus: {name} line {number} has no string field {text_field!r} (see --text-field)")
+    title = obj.get(title_field)
+    return {"id": obj.get(id_field, number), "title": title if isinstance(title, str) else None, "text": text}

@@ -20,21 +20,24 @@ embedding, which the model's pooled outputs cannot.
 
 from __future__ import annotations
 
+import itertools
 import json
 import operator
 import os
 import time
 from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import _default_model
 from ._validate import bitorder_arg, positive_int_arg, threads_arg
 from .pooling import mean_pool, mean_pool_spans
-from .quantize import SCHEMES, quantize, quantize_fused
+from .quantize import SCHEMES, Quantized, quantize, quantize_fused
 from .runtime import get_num_threads
 
 QUANTIZATIONS = ("int8", "binary", "ubinary", "float")
+FUSED = "fused"  # encode_iter's int8 codes + sign bits of the same floats (a Quantized)
 _FEEDABLE = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 _HIDDEN_OUTPUTS = ("last_hidden_state", "token_embeddings")
 _PPLX_OUTPUTS = ("pooler_output_int8", "pooler_output_binary")
@@ -94,7 +97,9 @@ def _token_content(value):
     return value if isinstance(value, str) and value else None
 
 
-def _text_list(texts, name: str) -> tuple[list, bool]:
+def _text_list(texts: Any, name: str, first: int = 0) -> tuple[list, bool]:
+    """texts as a non-empty list of str, and whether it was one str; items
+    are numbered from `first` in errors."""
     if isinstance(texts, str):
         return [texts], True
     if isinstance(texts, (bytes, bytearray)) or not hasattr(texts, "__iter__"):
@@ -102,7 +107,7 @@ def _text_list(texts, name: str) -> tuple[list, bool]:
     texts = list(texts)
     if not texts:
         raise ValueError(f"{name}: expected at least one string, got an empty list")
-    for i, t in enumerate(texts):
+    for i, t in enumerate(texts, first):
         if not isinstance(t, str):
             raise TypeError(f"{name}: item {i} is a {type(t).__name__}, expected str")
     return texts, False
@@ -334,7 +339,7 @@ class Embedder:
             start += rows
         return batches
 
-    def _progress(self, show_progress, est_tokens: int, n: int, unit: str):
+    def _progress(self, show_progress: bool | None, est_tokens: int, n: int | None, unit: str) -> Any:
         if show_progress is None:
             show_progress = est_tokens >= _PROGRESS_TOKENS
         if not show_progress:
@@ -345,24 +350,26 @@ class Embedder:
             raise ImportError('show_progress: needs tqdm; install it with: pip install "pplx-kernels[embed]"') from None
         return tqdm(total=n, unit=unit, desc="embedding")
 
-    def _embed(self, n: int, tokenize, pool_batch, show_progress, unit: str) -> None:
+    def _embed(self, n: int, tokenize: Callable, pool_batch: Callable, show_progress: bool | None, unit: str,
+               bar: Any = None) -> None:
         """The pipeline over n items in windows of _WINDOW: tokenize(start,
         stop) -> encodings of items start..stop-1; each window runs through
         the model in length-sorted token batches, and pool_batch(start,
         indices within the window, hidden, mask) consumes each batch.
         Windows bound the memory held by tokenizer encodings on a large
         corpus; sorting within a window of thousands pads as little as
-        sorting all. Fills self.last_timings."""
-        stats = dict.fromkeys(("tokenize", "model", "pool"), 0.0)
+        sorting all. Fills self.last_timings. bar: a progress bar of the
+        caller's to advance (it stays open), else one of its own."""
+        stats: dict = dict.fromkeys(("tokenize", "model", "pool"), 0.0)
         stats.update(texts=n, tokens=0, padded_tokens=0)
-        bar = None
+        own_bar = bar is None
         try:
             for start in range(0, n, _WINDOW):
                 t0 = time.perf_counter()
                 encodings = tokenize(start, min(start + _WINDOW, n))
                 lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
                 stats["tokenize"] += time.perf_counter() - t0
-                if start == 0:  # judge the run's length from its first window
+                if start == 0 and own_bar:  # judge the run's length from its first window
                     bar = self._progress(show_progress, int(lengths.sum()) * n // len(encodings), n, unit)
                 for idx in self._batches(lengths):
                     t0 = time.perf_counter()
@@ -377,12 +384,14 @@ class Embedder:
                         bar.update(len(idx))
                 stats["tokens"] += int(lengths.sum())
         finally:
-            if bar is not None:
+            if own_bar and bar is not None:
                 bar.close()
         self.last_timings = stats
 
-    def _pooled(self, texts, dimensions, show_progress):
-        """Float32 [N, dim] mean-pooled vectors in input order, and d."""
+    def _pooled(self, texts: Any, dimensions: int | None, show_progress: bool | None,
+                bar: Any = None) -> tuple[np.ndarray, int, bool]:
+        """Float32 [N, dim] mean-pooled vectors in input order, d, and
+        whether the input was one string."""
         texts, single = _text_list(texts, "texts")
         d = self._dimensions(dimensions)
         pooled = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -391,13 +400,19 @@ class Embedder:
             # Scatter straight into input order: no separate un-sort pass.
             pooled[start + idx] = mean_pool(hidden, mask, threads=self.threads)
 
-        self._embed(len(texts), lambda a, b: self._tokenize(texts[a:b]), pool_batch, show_progress, "text")
+        self._embed(len(texts), lambda a, b: self._tokenize(texts[a:b]), pool_batch, show_progress, "text",
+                    bar=bar)
         return pooled, d, single
 
-    def _quantize(self, pooled, d, quantization, bitorder):
+    def _quantize(self, pooled: np.ndarray, d: int, quantization: str, bitorder: str) -> Any:
         t0 = time.perf_counter()
+        out: Any
         if quantization == "float":
             out = np.ascontiguousarray(pooled[:, :d])
+        elif quantization == FUSED:
+            codes, bits = quantize_fused(pooled, scheme=self.scheme, dimensions=d, bitorder=bitorder,
+                                         threads=self.threads)
+            out = Quantized(codes, bits, self.scheme, bitorder)
         else:
             out = quantize(pooled, quantization, scheme=self.scheme, dimensions=d,
                            bitorder=bitorder, threads=self.threads)
@@ -405,12 +420,13 @@ class Embedder:
         return out
 
     @staticmethod
-    def _quantization_arg(quantization, bitorder):
-        if quantization not in QUANTIZATIONS:
-            raise ValueError(f"quantization: expected one of {QUANTIZATIONS}, got {quantization!r}")
+    def _quantization_arg(quantization: str, bitorder: str, choices: tuple = QUANTIZATIONS) -> None:
+        if quantization not in choices:
+            raise ValueError(f"quantization: expected one of {choices}, got {quantization!r}")
         bitorder_arg(bitorder)
 
-    def encode(self, texts, quantization="int8", *, dimensions=None, show_progress=None, bitorder="big"):
+    def encode(self, texts: str | Iterable[str], quantization: str = "int8", *, dimensions: int | None = None,
+               show_progress: bool | None = None, bitorder: str = "big") -> np.ndarray:
         """Embeds texts; returns one row per text, in input order (a single
         string gives a single row, 1-D).
 
@@ -427,16 +443,72 @@ class Embedder:
         out = self._quantize(pooled, d, quantization, bitorder)
         return out[0] if single else out
 
-    def encode_fused(self, texts, *, dimensions=None, show_progress=None, bitorder="big"):
-        """(int8 codes [N, d], packed sign bits uint8 [N, ceil(d/8)]) in one
-        quantization pass, what an index stores."""
+    def encode_fused(self, texts: str | Iterable[str], *, dimensions: int | None = None,
+                     show_progress: bool | None = None, bitorder: str = "big") -> Quantized:
+        """int8 codes [N, d] and packed sign bits uint8 [N, ceil(d/8)] of the
+        same floats in one quantization pass, what an index stores: a
+        Quantized (unpacks as `codes, bits`) that Index.add takes as is."""
         bitorder_arg(bitorder)
         pooled, d, single = self._pooled(texts, dimensions, show_progress)
-        t0 = time.perf_counter()
-        codes, bits = quantize_fused(pooled, scheme=self.scheme, dimensions=d, bitorder=bitorder,
-                                     threads=self.threads)
-        self.last_timings["quantize"] = time.perf_counter() - t0
-        return (codes[0], bits[0]) if single else (codes, bits)
+        out = self._quantize(pooled, d, FUSED, bitorder)
+        return Quantized(out.codes[0], out.bits[0], out.scheme, bitorder) if single else out
+
+    def encode_iter(self, texts: Iterable[str], quantization: str = "int8", *, batch_docs: int = 1024,
+                    dimensions: int | None = None, show_progress: bool = False,
+                    bitorder: str = "big") -> Iterator[Any]:
+        """Embeds texts a chunk at a time, so a corpus never sits in memory
+        as one float matrix: yields, for each run of `batch_docs` texts in
+        input order, what encode(chunk, quantization) returns (the last
+        chunk may be shorter); inside a chunk, texts are batched by token
+        budget as in encode. texts: any iterable of strings (a generator
+        reading a file is consumed lazily, one chunk ahead of the output;
+        an empty one yields nothing).
+
+        quantization: as in encode, or "fused": a Quantized per chunk (int8
+            codes and sign bits of the same floats, as encode_fused).
+        show_progress: one tqdm bar over all texts.
+        """
+        self._quantization_arg(quantization, bitorder, QUANTIZATIONS + (FUSED,))
+        batch_docs = positive_int_arg(batch_docs, "batch_docs")
+        d = self._dimensions(dimensions)
+        if isinstance(texts, (str, bytes, bytearray)) or not hasattr(texts, "__iter__"):
+            raise TypeError(f"texts: expected an iterable of strings, got {type(texts).__name__}")
+        # Checked now, not at the first next(): a generator function would
+        # report bad arguments only when first consumed.
+        return self._chunks(iter(texts), quantization, batch_docs, d, show_progress, bitorder)
+
+    def _chunks(self, texts: Iterator[str], quantization: str, batch_docs: int, d: int,
+                show_progress: bool, bitorder: str) -> Iterator[Any]:
+        total = operator.length_hint(texts) or None
+        bar = self._progress(bool(show_progress), 0, total, "text")
+        totals: dict = {}
+        done = 0
+        try:
+            while True:
+                chunk = list(itertools.islice(texts, batch_docs))
+                if not chunk:
+                    return
+                _text_list(chunk, "texts", first=done)  # items named by their place in all texts
+                pooled, _, _ = self._pooled(chunk, d, False, bar=bar)
+                out = self._quantize(pooled, d, quantization, bitorder)
+                for key, value in self.last_timings.items():
+                    totals[key] = totals.get(key, 0) + value
+                done += len(chunk)
+                yield out
+        finally:
+            if bar is not None:
+                bar.close()
+            if totals:
+                self.last_timings = totals
+
+    def model_info(self) -> dict:
+        """What an index records about the model it was built with: name,
+        sha256 of the ONNX file, and the model directory (None for the
+        built-in default model)."""
+        if self.model_dir is None:
+            return {"name": self.name, "sha256": _default_model.MODEL_SHA256, "path": None}
+        return {"name": self.name, "sha256": _default_model.sha256_file(self.onnx_path),
+                "path": str(Path(self.model_dir).resolve())}
 
     # -- contextual (late chunking) ----------------------------------------
 
@@ -493,8 +565,9 @@ class Embedder:
             raise ValueError(f"sep_token: {self._sep_token!r} did not separate the chunks of document {i}")
         return spans
 
-    def encode_contextual(self, documents, quantization="int8", *, dimensions=None, show_progress=None,
-                          bitorder="big"):
+    def encode_contextual(self, documents: Iterable[Iterable[str]], quantization: str = "int8", *,
+                          dimensions: int | None = None, show_progress: bool | None = None,
+                          bitorder: str = "big") -> list[np.ndarray]:
         """Late chunking (pplx-embed-context-v1): each document's chunks are
         joined with the separator token and run in one forward pass, so every
         chunk sees its whole document; each chunk's own tokens (separators

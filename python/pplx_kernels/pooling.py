@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._validate import array_arg, out_arg, threads_arg
 
 
-def _hidden_arg(hidden, ndim: int) -> np.ndarray:
+def _hidden_arg(hidden: npt.ArrayLike, ndim: int) -> np.ndarray:
     hidden = array_arg(hidden, "hidden")
     if hidden.dtype.kind != "f":
         raise TypeError(f"hidden: expected float32 or float16, got {hidden.dtype}")
@@ -31,7 +32,8 @@ def _check_finite(out: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
-def mean_pool(hidden, attention_mask, *, threads=None, out=None) -> np.ndarray:
+def mean_pool(hidden: npt.ArrayLike, attention_mask: npt.ArrayLike | None, *, threads: int | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
     """Mean of hidden[b, t] over the tokens t with attention_mask[b, t] != 0.
 
     hidden: float32 or float16 [B, S, H]; attention_mask: int64, int32 or
@@ -54,7 +56,8 @@ def mean_pool(hidden, attention_mask, *, threads=None, out=None) -> np.ndarray:
     return _check_finite(_core.mean_pool(hidden, mask, o, n_threads), "batch row")
 
 
-def mean_pool_spans(hidden, spans, *, threads=None, out=None) -> np.ndarray:
+def mean_pool_spans(hidden: npt.ArrayLike, spans: npt.ArrayLike, *, threads: int | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """Mean of hidden[start:end] for each [start, end) row of spans, over one
     sequence hidden [S, H] (late chunking). Returns float32 [n, H] (in `out`
     when given); an empty span gives zeros."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Iterator
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._validate import (
@@ -21,21 +25,22 @@ QUANTIZATIONS = ("int8", "binary", "ubinary")
 SCHEMES = ("tanh", "absmax")
 
 
-def _float_rows(x, dimensions):
+def _float_rows(x: npt.ArrayLike, dimensions: int | None) -> tuple[np.ndarray, bool]:
     x = float32_arg(array_arg(x, "x"), "x")
     x, single = rows_arg(x, "x")
     d = dimensions_arg(dimensions, x.shape[1])
     return x[:, :d], single
 
 
-def _scheme_arg(scheme) -> str:
+def _scheme_arg(scheme: str) -> str:
     if scheme not in SCHEMES:
         raise ValueError(f"scheme: expected 'tanh' or 'absmax', got {scheme!r}")
     return scheme
 
 
-def quantize(x, quantization="int8", *, scheme="tanh", dimensions=None, bitorder="big", threads=None,
-             out=None):
+def quantize(x: npt.ArrayLike, quantization: str = "int8", *, scheme: str = "tanh",
+             dimensions: int | None = None, bitorder: str = "big", threads: int | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
     """Quantizes float vectors [N, D] (or one vector [D]).
 
     quantization:
@@ -54,6 +59,7 @@ def quantize(x, quantization="int8", *, scheme="tanh", dimensions=None, bitorder
     n_threads = threads_arg(threads)
     x, single = _float_rows(x, dimensions)
     n, d = x.shape
+    result: np.ndarray
     if quantization == "ubinary":
         o = out_arg(out, (n, (d + 7) // 8), np.uint8, [x], single)
         result, bad = _core.pack_bits(x, bitorder, o, n_threads)
@@ -69,7 +75,9 @@ def quantize(x, quantization="int8", *, scheme="tanh", dimensions=None, bitorder
     return result[0] if single else result
 
 
-def quantize_fused(x, *, scheme="tanh", dimensions=None, bitorder="big", threads=None, out=None):
+def quantize_fused(x: npt.ArrayLike, *, scheme: str = "tanh", dimensions: int | None = None,
+                   bitorder: str = "big", threads: int | None = None,
+                   out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """int8 codes and packed sign bits of float vectors in one pass.
 
     Returns (codes int8 [N, d], bits uint8 [N, ceil(d/8)]); the bits are the
@@ -85,11 +93,54 @@ def quantize_fused(x, *, scheme="tanh", dimensions=None, bitorder="big", threads
     codes, bits, bad = _core.quantize_i8(x, scheme, True, bitorder, oc, ob, n_threads)
     raise_non_finite("x", bad)
     if out is not None:
-        return tuple(out)
+        return out[0], out[1]
     return (codes[0], bits[0]) if single else (codes, bits)
 
 
-def pack_bits(x, *, bitorder="big", threads=None, out=None):
+@dataclass(frozen=True)
+class Quantized:
+    """int8 codes and the packed sign bits of the same float vectors, with
+    the scheme and bit order that made them: what an Index stores per row.
+
+    The bits are the signs of the floats, so a value whose code rounds to 0
+    keeps its sign; int8 codes alone cannot give them back (their zeros
+    count as positive). Embedder.encode_fused returns one and Index.add
+    takes it as is, checking that its scheme is the index's: the vectors
+    are quantized once, and float and Quantized input give the same rows.
+    Unpacks as a pair: `codes, bits = quantized`.
+    """
+
+    codes: np.ndarray  # int8 [N, d], or [d] for one vector
+    bits: np.ndarray   # uint8 [N, ceil(d / 8)], or [ceil(d / 8)]
+    scheme: str
+    bitorder: str = "big"
+
+    def __post_init__(self) -> None:
+        _scheme_arg(self.scheme)
+        bitorder_arg(self.bitorder)
+        codes, bits = array_arg(self.codes, "codes"), array_arg(self.bits, "bits")
+        if codes.dtype != np.int8:
+            raise TypeError(f"codes: expected int8, got {codes.dtype}")
+        if bits.dtype != np.uint8:
+            raise TypeError(f"bits: expected uint8 packed sign bits, got {bits.dtype}")
+        if codes.ndim not in (1, 2) or codes.shape[-1] == 0:
+            raise ValueError(f"codes: expected a 1-D or 2-D array of width >= 1, got shape {codes.shape}")
+        want = codes.shape[:-1] + ((codes.shape[-1] + 7) // 8,)
+        if bits.shape != want:
+            raise ValueError(f"bits: expected shape {want} (codes {codes.shape} packed 8 to a byte), "
+                             f"got {bits.shape}")
+        object.__setattr__(self, "codes", codes)
+        object.__setattr__(self, "bits", bits)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter((self.codes, self.bits))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def pack_bits(x: npt.ArrayLike, *, bitorder: str = "big", threads: int | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
     """packbits along the last axis: float and int8 input pack x >= 0, bool
     input packs as is. Returns uint8 [N, ceil(D/8)], padding bits zero (in
     `out` when given)."""
@@ -109,7 +160,8 @@ def pack_bits(x, *, bitorder="big", threads=None, out=None):
     return bits[0] if single else bits
 
 
-def unpack_bits(packed, dim, *, bitorder="big", signed=True, threads=None, out=None):
+def unpack_bits(packed: npt.ArrayLike, dim: int, *, bitorder: str = "big", signed: bool = True,
+                threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of pack_bits: uint8 [N, ceil(dim/8)] -> int8 [N, dim] of +1/-1
     (signed) or 1/0 (in `out` when given)."""
     bitorder_arg(bitorder)

@@ -14,6 +14,7 @@ the exact integer sum), 0 for a zero vector: within a few float32 ulps of
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._validate import array_arg, out_arg, out_pair_arg, rows_arg, threads_arg
@@ -66,7 +67,8 @@ def _bool_arg(v, name: str) -> bool:
     return bool(v)
 
 
-def norms(x, *, clamp=False, threads=None, out=None):
+def norms(x: npt.ArrayLike, *, clamp: bool = False, threads: int | None = None,
+          out: np.ndarray | None = None) -> np.ndarray:
     """float32 L2 norms of int8 rows [N, D] (or one row [D]):
     float32(sqrt(sum x**2)) with the sum exact and the sqrt in float64,
     what an index stores for cosine search. out: float32 [N] (0-d for one
@@ -80,7 +82,8 @@ def norms(x, *, clamp=False, threads=None, out=None):
     return result[0] if single else result
 
 
-def cosine(a, b, *, norms=None, clamp=False, threads=None, out=None):
+def cosine(a: npt.ArrayLike, b: npt.ArrayLike, *, norms: npt.ArrayLike | None = None, clamp: bool = False,
+           threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Cosine similarity matrix of int8 rows: a [M, D] (or one query [D]) x
     b [N, D] -> float32 [M, N] (or [N]; in `out` when given); 0 where either
     norm is 0. norms: precomputed float32 norms of b (see ``norms``)."""
@@ -96,7 +99,8 @@ def cosine(a, b, *, norms=None, clamp=False, threads=None, out=None):
     return result[0] if single else result
 
 
-def hamming(a, b, *, threads=None, out=None):
+def hamming(a: npt.ArrayLike, b: npt.ArrayLike, *, threads: int | None = None,
+            out: np.ndarray | None = None) -> np.ndarray:
     """Hamming distance matrix of packed bit codes: uint8 a [M, B] (or one
     code [B]) x b [N, B] -> int32 [M, N] (or [N]; in `out` when given)."""
     n_threads = threads_arg(threads)
@@ -136,8 +140,10 @@ def _candidates_arg(candidates, m: int, n: int):
     return c
 
 
-def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=None,
-         candidates=None, clamp=False, out=None):
+def topk(queries: npt.ArrayLike, database: npt.ArrayLike, k: int, *, metric: str = "cosine",
+         threads: int | None = None, database_norms: npt.ArrayLike | None = None,
+         candidates: npt.ArrayLike | None = None, clamp: bool = False,
+         out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k best database rows for each query, without building the [M, N]
     score matrix.
 
@@ -166,6 +172,7 @@ def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=
     n_threads = threads_arg(threads)
     k = _k_arg(k)
     clamp = _bool_arg(clamp, "clamp")
+    dtype: type[np.integer]
     if metric == "cosine":
         dtype, what, unit = np.int8, "int8 vectors", "elements"
     else:
@@ -182,11 +189,12 @@ def topk(queries, database, k, *, metric="cosine", threads=None, database_norms=
     score_dtype = np.float32 if metric == "cosine" else np.int32
     shape = (q.shape[0], kk)
     os_, oi = out_pair_arg(out, [shape, shape], [score_dtype, np.int64], [q, x, c], single, "scores, ids")
+    scores: np.ndarray
     if metric == "cosine":
         nx = _norms_arg(database_norms, x.shape[0], "database_norms")
         scores, ids = _core.topk_cosine(q, x, k, nx, c, clamp, os_, oi, n_threads)
     else:
         scores, ids = _core.topk_hamming(q, x, k, c, os_, oi, n_threads)
     if out is not None:
-        return tuple(out)
+        return out[0], out[1]
     return (scores[0], ids[0]) if single else (scores, ids)

@@ -33,6 +33,7 @@ can write (a shared file system).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -43,10 +44,11 @@ import time
 
 import numpy as np
 
+from ..index.build import document_text
 from . import manifest as mf
+from .manifest import shard_of
 
 FORMATS = ("auto", "jsonl", "text", "parquet")
-DOCS_FILE = "docs.jsonl"  # one {"id", "title", "text"} per row, keyed by index id
 # Test hook: seconds each embedder batch waits, so a test can kill an actor
 # while the build runs (read here, in the driver).
 _DELAY_ENV = "PPLX_KERNELS_TEST_EMBED_DELAY"
@@ -84,14 +86,10 @@ def build(corpus, out, *, shards=None, model=None, address=None, fmt="auto", tex
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         shards = shards or cpus
         actors = actors or max(1, int(cpus // cpus_per_actor))
-        parent, name = os.path.split(out)
-        os.makedirs(parent, exist_ok=True)
-        work = os.path.join(parent, f".{name}.building-{secrets.token_hex(4)}")
-        os.mkdir(work)
-        try:
+        with _work_dir(out) as work:
             rows = _read(corpus, fmt, text_field, id_field, title_field)
             embedded = rows.map_batches(
-                _Embed, fn_constructor_kwargs={"model": meta["path"], "threads": max(1, int(cpus_per_actor)),
+                _Embed, fn_constructor_kwargs={"model": meta["model"]["path"], "threads": max(1, int(cpus_per_actor)),
                                                "shards": shards,
                                                "delay": float(os.environ.get(_DELAY_ENV, "0") or 0)},
                 compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
@@ -101,28 +99,70 @@ def build(corpus, out, *, shards=None, model=None, address=None, fmt="auto", tex
                                          "model": meta["model"]},
                 batch_format="numpy", num_cpus=0).take_all()
             done = {int(r["shard"]): (int(r["rows"]), str(r["checksum"])) for r in written}
-            for s in range(shards):  # a shard no id hashed to is an empty index
-                if s not in done:
-                    done[s] = _write_shard_dir(work, s, np.empty((0, meta["dim"]), np.float32),
-                                               np.empty(0, np.int64), [], meta["dim"], meta["scheme"],
-                                               meta["model"])
-            count = sum(n for n, _ in done.values())
-            mf.write(work, {
-                "dim": meta["dim"], "metric": "cosine", "scheme": meta["scheme"], "model": meta["model"],
-                "rows": count, "sharding": {"hash": mf.HASH_NAME, "key": "id", "shards": shards},
-                "shards": [{"path": mf.shard_dir_name(s), "rows": done[s][0], "checksum": done[s][1]}
-                           for s in range(shards)],
-            })
-            _move_into_place(work, out)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+            count = _finish(work, out, shards, done, meta)
     finally:
         if started:
             ray.shutdown()
     seconds = time.perf_counter() - t0
     return {"count": count, "shards": shards, "dim": meta["dim"], "seconds": seconds,
             "docs_per_s": count / seconds if seconds else math.inf}
+
+
+def split(index, out, *, shards: int) -> dict:
+    """Writes the rows of an Index (or an index directory) as a sharded
+    index directory `out`, the same layout `build` writes (no Ray needed).
+    Returns {"count", "shards", "dim"}."""
+    from ..index import Index
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"shards: expected a positive int, got {shards!r}")
+    source = Index.load(index) if isinstance(index, (str, os.PathLike)) else index
+    out = os.path.abspath(os.fspath(out))
+    _check_out(out)
+    meta = {"dim": source.dim, "scheme": source.scheme, "model": source.model}
+    ids = source.ids
+    owner = shard_of(ids, shards)
+    with _work_dir(out) as work:
+        done = {}
+        for s in range(shards):
+            mine = ids[owner == s]
+            if len(mine):
+                codes, docs = source.get(mine), source.documents(mine)
+                bits = source._state.gather(source._positions(mine), "bits")  # the stored sign bits
+                done[s] = _write_shard_dir(work, s, codes, bits, mine, [json.dumps(d) for d in docs],
+                                           **meta)
+        count = _finish(work, out, shards, done, meta)
+    return {"count": count, "shards": shards, "dim": meta["dim"]}
+
+
+@contextlib.contextmanager
+def _work_dir(out: str):
+    """A fresh directory beside `out`, removed if the block fails."""
+    parent, name = os.path.split(out)
+    os.makedirs(parent, exist_ok=True)
+    work = os.path.join(parent, f".{name}.building-{secrets.token_hex(4)}")
+    os.mkdir(work)
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _finish(work: str, out: str, shards: int, done: dict, meta: dict) -> int:
+    """Writes the shards no row went to (empty indexes), the manifest, and
+    moves the work directory into place. Returns the row count."""
+    for s in range(shards):
+        if s not in done:
+            done[s] = _write_shard_dir(work, s, None, None, np.empty(0, np.int64), [], **meta)
+    count = sum(n for n, _ in done.values())
+    mf.write(work, {
+        "dim": meta["dim"], "metric": "cosine", "scheme": meta["scheme"], "model": meta["model"],
+        "rows": count, "sharding": {"hash": mf.HASH_NAME, "key": "id", "shards": shards},
+        "shards": [{"path": mf.shard_dir_name(s), "rows": done[s][0], "checksum": done[s][1]}
+                   for s in range(shards)],
+    })
+    _move_into_place(work, out)
+    return count
 
 
 # --- reading -------------------------------------------------------------------
@@ -191,7 +231,7 @@ def _normalize(table, text_field, id_field, title_field):
         title = title if isinstance(title, str) else None
         index_ids.append(index_id(doc_id))
         docs.append(json.dumps({"id": doc_id, "title": title, "text": text}, ensure_ascii=False))
-        inputs.append(f"{title}\n{text}" if title else text)
+        inputs.append(document_text({"title": title, "text": text}))
     import pyarrow as pa
     return pa.table({"id": pa.array(index_ids, pa.int64()), "doc": pa.array(docs, pa.string()),
                      "text": pa.array(inputs, pa.string())})
@@ -223,27 +263,23 @@ class _Embed:
         self.delay = delay
 
     def __call__(self, batch: dict) -> dict:
-        # Float vectors: the shard's Index quantizes them and takes the sign
-        # bits from the floats, exactly as a single-process build does.
-        vectors = self.embedder.encode(list(batch["text"]), "float", show_progress=False)
+        # int8 codes and the sign bits of the same floats, quantized once
+        # here: what a single-process build stores, and a quarter of the
+        # bytes of float vectors through the shuffle.
+        codes, bits = self.embedder.encode_fused(list(batch["text"]), show_progress=False)
         if self.delay:
             time.sleep(self.delay)
         ids = batch["id"].astype(np.int64)
-        return {"id": ids, "shard": mf.shard_of(ids, self.shards), "doc": batch["doc"], "vector": vectors}
+        return {"id": ids, "shard": shard_of(ids, self.shards), "doc": batch["doc"], "codes": codes,
+                "bits": bits}
 
 
 def _model_info(model) -> dict:
-    """dim, scheme, {"name", "sha256", "path"} of the model, checked here."""
-    from .. import _default_model
+    """dim, scheme and {"name", "sha256", "path"} of the model, loaded here
+    once so that a bad model fails before any Ray work."""
     from ..embedder import Embedder
     emb = Embedder(model, threads=1)
-    dim = int(emb.encode(["dimension probe"], "float", show_progress=False).shape[1])
-    if emb.model_dir is None:
-        meta = {"name": emb.name, "sha256": _default_model.MODEL_SHA256, "path": None}
-    else:
-        meta = {"name": emb.name, "sha256": _default_model.sha256_file(emb.onnx_path),
-                "path": os.path.abspath(os.fspath(emb.model_dir))}
-    return {"dim": dim, "scheme": emb.scheme, "model": meta, "path": meta["path"]}
+    return {"dim": emb.dim, "scheme": emb.scheme, "model": emb.model_info()}
 
 
 # --- writing -------------------------------------------------------------------
@@ -251,22 +287,30 @@ def _model_info(model) -> dict:
 
 def _write_shard(batch: dict, work, dim, scheme, model) -> dict:
     shard = int(batch["shard"][0])
-    vectors = np.stack(batch["vector"]) if batch["vector"].dtype == object else batch["vector"]
-    rows, checksum = _write_shard_dir(work, shard, vectors, batch["id"], list(batch["doc"]), dim, scheme, model)
+    rows, checksum = _write_shard_dir(work, shard, _stack(batch["codes"], np.int8), _stack(batch["bits"], np.uint8),
+                                      batch["id"], batch["doc"], dim, scheme, model)
     return {"shard": np.array([shard]), "rows": np.array([rows]), "checksum": np.array([checksum])}
 
 
-def _write_shard_dir(work, shard, vectors, ids, docs, dim, scheme, model):
-    """Writes one shard (rows sorted by id) into place; returns (rows, checksum).
-    Idempotent: a retry replaces the directory a failed attempt wrote."""
+def _stack(column, dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.stack(column) if column.dtype == object else column, dtype=dtype)
+
+
+def _write_shard_dir(work, shard, codes, bits, ids, docs, dim, scheme, model):
+    """Writes one shard (rows sorted by id, one segment) into place; returns
+    (rows, checksum). Idempotent: a retry replaces what a failed attempt
+    wrote (Index.save swaps the directory in whole)."""
     from ..index import Index
+    from ..quantize import Quantized
+    ids = np.asarray(ids, np.int64)
     order = np.argsort(ids, kind="stable")
-    ids = np.asarray(ids, np.int64)[order]
-    index = Index(dim, scheme=scheme, model={"name": model["name"], "sha256": model["sha256"]})
-    index.add(np.ascontiguousarray(vectors[order], dtype=np.float32), ids)
-    docs_bytes = "".join(f'{{"index_id": {i}, "doc": {docs[j]}}}\n' for i, j in zip(ids.tolist(), order.tolist()))
+    index = Index(dim, scheme=scheme, model=model)
+    if len(ids):
+        documents = [json.loads(docs[j]) for j in order.tolist()]
+        index.add(Quantized(codes[order], bits[order], scheme), ids[order],
+                  documents=None if all(d is None for d in documents) else documents)
     path = os.path.join(work, mf.shard_dir_name(shard))
-    index.save(path, attachments={DOCS_FILE: docs_bytes.encode()})
+    index.save(path)
     return len(ids), mf.directory_checksum(path)
 
 

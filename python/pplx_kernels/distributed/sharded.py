@@ -27,7 +27,6 @@ live shards found, marked: every search returns a SearchResult, a
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -35,8 +34,7 @@ import time
 import numpy as np
 
 from . import manifest as mf
-from .._validate import array_arg, float32_arg, positive_int_arg, rows_arg, threads_arg
-from ..quantize import pack_bits, quantize_fused
+from .._validate import positive_int_arg, threads_arg
 from ..search import topk as _topk
 
 ENGINES = ("local", "ray")
@@ -78,7 +76,6 @@ class Shard:
         self.path = os.fspath(path)
         self.index = Index.load(self.path, mmap=mmap)
         self.threads = threads
-        self._docs = None
 
     def ping(self) -> int:
         return len(self.index)
@@ -88,35 +85,44 @@ class Shard:
         return self.index.search(codes, k, threads=self.threads)
 
     def candidates(self, codes: np.ndarray, bits: np.ndarray, c: int):
-        """The c rows nearest by Hamming distance (ties to the lower id):
-        (distances int32 [M, c'], ids int64 [M, c'], cosine float32 [M, c'])."""
-        rows = self.index._rows  # codes, norms, bits, ids of one snapshot, in id order
-        n = len(rows.ids)
-        c = min(c, n)
+        """The c rows nearest by Hamming distance, ties to the lower id:
+        (distances int32 [M, c'], ids int64 [M, c'], their cosine float32
+        [M, c']), c' = min(c, rows)."""
         m = len(codes)
-        if c == 0:
+        found = []
+        # The index's published parts (segments): a shard written by the
+        # build is one segment in id order, so a tie to the lower row is a
+        # tie to the lower id.
+        for part in self.index._state.parts:
+            if part.dead is not None:
+                raise ValueError(f"{self.path}: shard has removed rows; two-stage sharded search needs "
+                                 f"shards as the build writes them")
+            n = min(c, part.count)
+            if n == 0:
+                continue
+            dist, pos = _topk(bits, part.bits, n, metric="hamming", threads=self.threads)
+            scores, pos2 = _topk(codes, part.codes, n, metric="cosine", threads=self.threads,
+                                 database_norms=part.norms, candidates=pos)
+            # Both hold the same n rows per query: line the cosine scores up
+            # with the Hamming order.
+            cos = np.empty_like(scores)
+            rows = np.arange(m)[:, None]
+            cos[rows, np.argsort(pos, axis=1)] = np.take_along_axis(scores, np.argsort(pos2, axis=1), 1)
+            found.append((dist, part.ids[pos], cos))
+        if not found:
             return np.empty((m, 0), np.int32), np.empty((m, 0), np.int64), np.empty((m, 0), np.float32)
-        dist, pos = _topk(bits, rows.bits, c, metric="hamming", threads=self.threads)
-        scores, pos2 = _topk(codes, rows.codes, c, metric="cosine", threads=self.threads,
-                             database_norms=rows.norms, candidates=pos)
-        # Both hold the same c rows per query; line the cosine scores up with
-        # the Hamming order.
-        cos = np.empty((m, c), np.float32)
-        for q in range(m):
-            lookup = dict(zip(pos2[q].tolist(), scores[q].tolist()))
-            cos[q] = [lookup[p] for p in pos[q].tolist()]
-        return dist, rows.ids[pos], cos
+        dist, ids, cos = (np.concatenate(x, axis=1) for x in zip(*found))
+        near = np.lexsort((ids, dist), axis=1)[:, :c]
+        return tuple(np.take_along_axis(x, near, 1) for x in (dist, ids, cos))
 
     def documents(self, ids) -> list:
-        if self._docs is None:
-            self._docs = {}
-            path = os.path.join(self.path, "docs.jsonl")
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as fh:
-                    for line in fh:
-                        row = json.loads(line)
-                        self._docs[row["index_id"]] = row["doc"]
-        return [self._docs.get(int(i)) for i in ids]
+        return self.index.documents(ids)
+
+    def contains(self, id_) -> bool:
+        return id_ in self.index
+
+    def close(self) -> None:
+        self.index.close()
 
 
 class ShardedIndex:
@@ -129,6 +135,7 @@ class ShardedIndex:
         self._engine = engine
         self.timeout = timeout
         self.on_failure = on_failure
+        self._encoder = None
 
     @classmethod
     def open(cls, path, *, engine="local", address=None, verify=False, mmap=True, threads=None,
@@ -218,24 +225,12 @@ class ShardedIndex:
         return result
 
     def _encode(self, queries):
-        """int8 codes and sign bits exactly as Index.search makes them."""
-        x = array_arg(queries, "queries")
-        if x.dtype == np.int8:
-            x, single = rows_arg(x, "queries")
-            self._check_width(x)
-            if x.size and x.min() < -127:
-                raise ValueError("queries: int8 vectors must lie in [-127, 127]")
-            return x, pack_bits(x), single
-        if x.dtype.kind != "f":
-            raise TypeError(f"queries: expected int8 or float vectors, got {x.dtype}")
-        x, single = rows_arg(float32_arg(x, "queries"), "queries")
-        self._check_width(x)
-        codes, bits = quantize_fused(x, scheme=self.scheme)
-        return codes, bits, single
-
-    def _check_width(self, x):
-        if x.shape[1] != self.dim:
-            raise ValueError(f"queries: expected vectors of {self.dim} dimensions (the index's dim), got {x.shape[1]}")
+        """int8 codes and sign bits exactly as Index.search makes them (by
+        an empty Index of the same dim and scheme, so the rules are one)."""
+        if self._encoder is None:
+            from ..index import Index
+            self._encoder = Index(self.dim, scheme=self.scheme)
+        return self._encoder._encode(queries, "queries")
 
     def _ask(self, method: str, *args):
         """Calls `method` on every shard: ([answers of the shards that
@@ -247,7 +242,8 @@ class ShardedIndex:
     # --- documents ---------------------------------------------------------
 
     def documents(self, ids) -> list:
-        """Stored documents by id (None where unknown), in the order given."""
+        """Stored documents of these ids, in order (KeyError for an id not
+        in the index, as Index.documents)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         owner = mf.shard_of(ids, self.shards)
         out = [None] * len(ids)
@@ -266,11 +262,20 @@ class ShardedIndex:
 
     # --- lifetime ----------------------------------------------------------
 
+    def __contains__(self, id_) -> bool:
+        if isinstance(id_, bool) or not isinstance(id_, (int, np.integer)):
+            return False
+        shard = int(mf.shard_of([id_], self.shards)[0])
+        return bool(self._ask_one(shard, "contains", int(id_))[0])
+
     def close(self) -> None:
         if self._engine == "ray":
             import ray
             for actor in self._shards:
                 ray.kill(actor, no_restart=True)
+        else:
+            for shard in self._shards:
+                shard.close()
         self._shards = []
 
     def __enter__(self):
@@ -311,8 +316,8 @@ def _start_actors(dirs, address, mmap, threads, cpus_per_shard, max_restarts):
     import ray
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
-    if cpus_per_shard is None:
-        cpus_per_shard = min(1.0, ray.cluster_resources().get("CPU", 1) / len(dirs))
+    if cpus_per_shard is None:  # in hundredths, so that the shares add up to no more than the CPUs
+        cpus_per_shard = min(1.0, math.floor(100 * ray.cluster_resources().get("CPU", 1) / len(dirs)) / 100)
     actor = ray.remote(Shard).options(
         num_cpus=cpus_per_shard, scheduling_strategy="SPREAD",
         max_restarts=max_restarts, max_task_retries=0)  # retries are ours: wait or partial
@@ -344,9 +349,13 @@ def _ask_actors(actors, method, args, timeout, on_failure):
         i = pending.pop(ref)
         try:
             answers[i] = ray.get(ref)
-        except (RayActorError, ActorUnavailableError):
+        except (RayActorError, ActorUnavailableError) as exc:
+            if getattr(exc, "actor_init_failed", False):  # it cannot load its shard: waiting will not help
+                raise ShardUnavailableError(f"shard {i} failed to start: {exc}") from exc
             if on_failure == "partial":
                 missing.append(i)
+            elif time.monotonic() >= deadline:
+                raise ShardUnavailableError(f"shard {i} did not come back within {timeout} s: {exc}") from exc
             else:  # the actor is restarting: ask it again
                 time.sleep(0.05)
                 pending[getattr(actors[i], method).remote(*args_ref)] = i

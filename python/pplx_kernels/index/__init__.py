@@ -8,7 +8,10 @@ bits come from:
     and the bits are the signs of the *float* values (a value that rounds
     to int8 0 keeps its sign, as pplx-embed's binary output does);
   - int8 vectors are stored as given and the bits are their signs, with
-    0 counted as positive (x >= 0 -> 1), the same rule as pack_bits.
+    0 counted as positive (x >= 0 -> 1), the same rule as pack_bits;
+  - a Quantized (Embedder.encode_fused) is stored as it is: codes and bits
+    the embedder made from the same floats, with a scheme that must be the
+    index's, so it gives the rows adding those floats would.
 Queries follow the same rules, so a float query meets float-built bits.
 
 Search modes:
@@ -42,7 +45,7 @@ import threading
 import numpy as np
 
 from .._validate import array_arg, float32_arg, positive_int_arg, rows_arg, threads_arg
-from ..quantize import SCHEMES, pack_bits, quantize, quantize_fused
+from ..quantize import SCHEMES, Quantized, pack_bits, quantize, quantize_fused
 from ..search import norms as _norms
 from . import directory, documents, legacy, segments, storage, wal
 from .state import Memtable, State
@@ -67,6 +70,8 @@ _OPEN_RETRIES = 50  # a reader retries when a compaction deletes its files
 
 class Index:
     """Flat int8 index with user ids and documents; see the module docstring."""
+
+    _state: State  # the published rows, replaced whole by each mutation (set by _publish)
 
     def __init__(self, dim, *, metric="cosine", scheme="tanh", model=None):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -337,6 +342,8 @@ class Index:
 
     def _encode(self, x, name: str, need_bits: bool = True):
         """(int8 codes [M, dim], packed bits [M, ceil(dim/8)] or None, single)."""
+        if isinstance(x, Quantized):
+            return self._quantized(x, name)
         x = array_arg(x, name)
         if x.dtype == np.int8:
             x, single = rows_arg(x, name)
@@ -358,6 +365,22 @@ class Index:
         except ValueError as exc:  # name our argument, not the quantizer's
             message = str(exc)
             raise ValueError(f"{name}: {message[3:] if message.startswith('x: ') else message}") from None
+
+    def _quantized(self, q: Quantized, name: str):
+        """Codes and bits an embedder quantized from the same floats, stored
+        as they are (Embedder.encode_fused, encode_iter(..., "fused")): the
+        same rows as adding those floats, if the schemes agree."""
+        if q.scheme != self._scheme:
+            raise ValueError(f"{name}: quantized with scheme {q.scheme!r}, but the index's scheme is "
+                             f"{self._scheme!r}; queries would be quantized differently")
+        if q.bitorder != "big":
+            raise ValueError(f"{name}: the index stores bits MSB first (bitorder 'big'), got {q.bitorder!r}")
+        codes, single = rows_arg(q.codes, name)
+        bits, _ = rows_arg(q.bits, name)
+        self._check_width(codes, name)
+        if codes.size and codes.min() < -127:
+            raise ValueError(f"{name}: codes contain -128; int8 vectors must lie in [-127, 127]")
+        return codes, bits, single
 
     def _check_width(self, x: np.ndarray, name: str) -> None:
         if x.shape[1] != self._dim:
