@@ -1,7 +1,7 @@
 """Ray scale-out on this machine: build throughput and sharded search QPS.
 
-    python benchmarks/bench_distributed.py build  [--docs 3000] [--repeat 2]
-    python benchmarks/bench_distributed.py search [-n 200000] [--dim 1024] [--seconds 3]
+    PYTHONPATH=python python benchmarks/bench_distributed.py build  [--docs 3000] [--repeat 2]
+    PYTHONPATH=python python benchmarks/bench_distributed.py search [-n 200000] [--dim 1024] [--seconds 3]
 
 build: the stdlib docstring corpus (as JSON Lines) embedded with the default
 model by the single-process streaming build and by the Ray build (local

@@ -13,16 +13,16 @@ import threading
 import time
 
 import numpy as np
+import psutil
 import pytest
 
-ray = pytest.importorskip("ray", reason="the `ray` extra is not installed")
+import ray  # in the test extra: a missing install fails here, never skips
 
-from pplx_kernels import Index  # noqa: E402
-from pplx_kernels.cli import main as cli_main  # noqa: E402
-from pplx_kernels.distributed import ShardedIndex, index_id, shard_of  # noqa: E402
-from pplx_kernels.distributed import manifest  # noqa: E402
-from pplx_kernels.embedder import Embedder  # noqa: E402
-from tiny_models import make_model_dir, random_texts  # noqa: E402
+from pplx_kernels import Index
+from pplx_kernels.cli import main as cli_main
+from pplx_kernels.distributed import ShardedIndex, index_id, manifest, shard_of
+from pplx_kernels.embedder import Embedder
+from tiny_models import make_model_dir, random_texts
 
 N_DOCS = 600
 SHARDS = 3
@@ -196,7 +196,6 @@ def _actor_pids(name_fragment):
     """pid -> command line of this test's Ray worker processes running an
     actor whose name holds name_fragment (the local cluster is a child of
     this process, so its workers are our descendants)."""
-    import psutil
     found = {}
     for proc in psutil.Process().children(recursive=True):
         try:
@@ -280,6 +279,46 @@ def test_dead_shard_is_reported_partial_never_silently_short(sharded_dir, refere
         from pplx_kernels.distributed import ShardUnavailableError
         with pytest.raises(ShardUnavailableError):
             sharded.search(q, 10)
+
+
+def test_parquet_and_text_corpora(cluster, corpus, model_dir, sharded_dir, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pplx_kernels.distributed import build
+    _, docs = corpus
+    # Parquet: the same documents give the same rows as the JSON Lines build.
+    table = pa.table({"id": [d["id"] for d in docs], "title": [d["title"] for d in docs],
+                      "text": [d["text"] for d in docs]})
+    pq.write_table(table, tmp_path / "docs.parquet", row_group_size=100)
+    build(str(tmp_path / "docs.parquet"), tmp_path / "from-parquet", shards=SHARDS, model=model_dir)
+    shards = manifest.read(tmp_path / "from-parquet")["shards"]
+    got = set().union(*(_triples(Index.load(tmp_path / "from-parquet" / s["path"])) for s in shards))
+    want = set().union(*(_triples(Index.load(sharded_dir / s["path"])) for s in shards))
+    assert got == want
+    # Text: one document per non-blank line, its id the line number from 1.
+    lines = [d["text"] or "w1" for d in docs[:40]]
+    lines[3] = "   "
+    (tmp_path / "docs.txt").write_text("\n".join(lines) + "\n")
+    build(str(tmp_path / "docs.txt"), tmp_path / "from-text", shards=2, model=model_dir)
+    with ShardedIndex.open(tmp_path / "from-text") as sharded:
+        assert len(sharded) == 39
+        numbers = [n for n in range(1, 41) if n != 4]
+        assert sharded.documents(numbers) == [{"id": n, "title": None, "text": lines[n - 1]} for n in numbers]
+
+
+def test_split_an_index_without_ray(reference, tmp_path):
+    from pplx_kernels.distributed import split
+    index = reference[0]
+    split(index, tmp_path / "split", shards=4)
+    q = _queries(reference, 50)
+    with ShardedIndex.open(tmp_path / "split") as sharded:
+        assert sharded.shards == 4 and len(sharded) == len(index)
+        for mode in ("exact", "two_stage"):
+            want = index.search(q, 10, mode=mode, oversample=2)
+            got = sharded.search(q, 10, mode=mode, oversample=2)
+            np.testing.assert_array_equal(got.ids, want[1])
+            np.testing.assert_array_equal(got.scores, want[0])
 
 
 def test_index_ids_of_document_ids():

@@ -65,8 +65,8 @@ def cmd_index(args) -> int:
 
 
 def _index_on_ray(args) -> int:
-    if args.limit is not None:
-        raise UsageError("--limit is not supported with --engine ray")
+    if args.limit is not None or args.resume:
+        raise UsageError("--limit and --resume are not supported with --engine ray")
     from .distributed import build
     stats = build(args.corpus, args.out, shards=args.shards, model=args.model, address=args.address,
                   fmt=args.format, text_field=args.text_field, id_field=args.id_field,

@@ -20,14 +20,17 @@ directory and renames it into place, so a retried task replaces its own
 earlier output instead of adding to it; an id that still came twice would
 make the shard's Index.add fail, never a duplicate row.
 
-Index ids: the document's integer id; a string id is hashed (the first 8
-bytes of its sha256, as a non-negative int64), and the document keeps the
+Index ids: the document's integer id, as the single-process build keeps
+it; a string id is hashed (the first 8 bytes of its sha256, as a
+non-negative int64; the single-process build numbers such rows from 0
+instead, which a distributed read cannot do), and the document keeps the
 original. Two ids hashing alike land in the same shard, where Index.add
 rejects the second: a collision fails the build, it never merges documents.
 
 The build runs in a temporary directory beside `out` and is moved into
-place at the end, so `out` is either the previous content or a complete
-sharded index. On a multi-node cluster `out` must be a path every node
+place at the end, so `out` never holds a half-built index (replacing an
+earlier sharded index takes two renames: a crash between them leaves it
+at OUT.previous-XXXXXXXX). On a multi-node cluster `out` must be a path every node
 can write (a shared file system).
 """
 
@@ -185,7 +188,17 @@ def _read(corpus, fmt, text_field, id_field, title_field):
         if fmt == "jsonl":
             ds = ray.data.read_json(path, lines=True, num_cpus=0, file_extensions=None)
         elif fmt == "parquet":
-            ds = ray.data.read_parquet(path, num_cpus=0)
+            # Ray Data's newer Parquet path lists files in a task that needs
+            # a whole CPU, which the embedder actors hold: read the classic way.
+            context = ray.data.DataContext.get_current()
+            before = getattr(context, "use_datasource_v2", None)
+            if before:
+                context.use_datasource_v2 = False
+            try:
+                ds = ray.data.read_parquet(path, num_cpus=0)
+            finally:
+                if before:
+                    context.use_datasource_v2 = before
         else:
             ds = ray.data.read_binary_files(path, num_cpus=0).flat_map(_text_lines, num_cpus=0)
             text_field, id_field, title_field = "text", "id", "title"

@@ -16,6 +16,12 @@ two_stage   one Index takes the C = ceil(k * oversample) rows nearest by
             nearest are among them, and the merge takes those, then the
             top-k of them by cosine. One round trip, C rows per shard.
 
+"One Index" means an Index of one part (as Index(dim).add(...) or save()
+make): Index v2 takes two-stage candidates per segment, so an index of
+several segments can answer two-stage queries differently from itself
+compacted. Filters (allow_ids, deny_ids, min_score) are not supported here
+yet.
+
 engine="local" opens the shards in this process; engine="ray" starts one
 Ray actor per shard (SPREAD placement, restarted after a crash up to
 max_restarts times; a restarted actor reloads its shard). A query that
@@ -333,7 +339,9 @@ def _ask_actors(actors, method, args, timeout, on_failure):
     from ray.exceptions import ActorUnavailableError, RayActorError
 
     deadline = time.monotonic() + timeout
-    args_ref = [ray.put(a) if isinstance(a, np.ndarray) else a for a in args]
+    # A large array goes to the object store once for all shards; small
+    # ones travel inline with each call (a put costs a round trip).
+    args_ref = [ray.put(a) if isinstance(a, np.ndarray) and a.nbytes > (64 << 10) else a for a in args]
     pending = {getattr(a, method).remote(*args_ref): i for i, a in enumerate(actors)}
     answers, missing = {}, []
     while pending:
