@@ -16,6 +16,11 @@ the id map, the log and the segment files, not the kernels):
            --rows rows: seconds and resident memory added by the open, then
            by a first search, each in a fresh process (O(1) in the rows:
            only the manifest and the log are read).
+  filters  1,000,000 rows of 384 dims, 8 queries, k=10, best of 5: a plain
+           search against 1% removed rows, deny_ids of 1%, allow_ids of 50%
+           and of 0.1%, in both modes (each filter result is exact).
+
+    python benchmarks/bench_index_scale.py --only filters
 """
 
 from __future__ import annotations
@@ -84,6 +89,37 @@ def workload(index, ids, dim, rng, out, commit=None):
     timed("search k=10, allow_ids of 100", lambda: index.search(q, 10, allow_ids=kept[:100]), out)
 
 
+def filters(out: dict, n: int = 1_000_000, dim: int = 384) -> None:
+    rng = np.random.default_rng(1)
+    index = Index(dim)
+    for lo in range(0, n, ADD_BATCH):
+        index.add(rng.integers(-127, 128, (ADD_BATCH, dim), dtype=np.int8))
+    removed = Index(dim)
+    removed.add(index.get(index.ids))
+    removed.remove(rng.choice(n, n // 100, replace=False))
+    q = rng.integers(-127, 128, (8, dim), dtype=np.int8)
+
+    def best(fn, repeats=5):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return round(min(times) * 1e3, 2)
+
+    cases = {
+        "plain": (index, {}),
+        "1% removed": (removed, {}),
+        "deny_ids 1%": (index, {"deny_ids": np.arange(0, n, 100)}),
+        "allow_ids 50%": (index, {"allow_ids": np.arange(0, n, 2)}),
+        "allow_ids 0.1%": (index, {"allow_ids": np.arange(0, n, 1000)}),
+    }
+    for mode in ("exact", "two_stage"):
+        for name, (idx, kw) in cases.items():
+            out[f"{mode} {name} ms"] = ms = best(lambda: idx.search(q, 10, mode=mode, **kw))
+            print(f"  {mode:<9} {name:<16} {ms:9.2f} ms", flush=True)
+
+
 def open_probe(path: str) -> dict:
     """In a fresh process: seconds and RSS added by Index.load, then by a search."""
     code = f"""
@@ -113,6 +149,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=16)
     ap.add_argument("--dir", help="scratch directory (default: a temporary one, deleted after)")
     ap.add_argument("--json", help="write the numbers here")
+    ap.add_argument("--only", choices=("memory", "durable", "open", "filters"), nargs="+",
+                    help="run only these parts (default: all)")
     args = ap.parse_args()
     scratch = args.dir or tempfile.mkdtemp(prefix="pplx-scale-")
     rng = np.random.default_rng(0)
@@ -120,40 +158,57 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     result = {"rows": args.rows, "dim": args.dim, "cpu": cpu, "cores": os.cpu_count()}
+    parts = set(args.only or ("memory", "durable", "open", "filters"))
     try:
-        print(f"memory: Index({args.dim})")
-        result["memory"] = out = {}
-        index = Index(args.dim)
-        workload(index, ids, args.dim, rng, out)
-        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)
-        del index
-
-        print(f"durable: Index.open({scratch}/durable)")
-        result["durable"] = out = {}
-        index = Index.open(os.path.join(scratch, "durable"), create=True, dim=args.dim)
-        workload(index, ids, args.dim, rng, out, commit=index.commit)
-        out["segments_before_compact"] = len(index._segments)
-        timed("compact()", index.compact, out)
-        timed("close()", index.close, out)
-
-        print("open: Index.load(mmap) in a fresh process")
-        result["open"] = []
-        for n in sorted({100_000, 1_000_000, args.rows}):
-            path = os.path.join(scratch, f"open-{n}")
-            small = Index(args.dim)
-            small.add(rng.integers(-127, 128, (n, args.dim), dtype=np.int8), ids[:n])
-            small.save(path)
-            del small
-            probe = open_probe(path)
-            result["open"].append(probe)
-            print(f"  {n:>11,} rows: open {probe['open_s'] * 1e3:7.2f} ms, +{probe['open_rss_mb']:6.1f} MB RSS; "
-                  f"first search {probe['first_search_s'] * 1e3:8.1f} ms, +{probe['search_rss_mb']:7.1f} MB RSS")
+        if "filters" in parts:
+            print("filters: 1,000,000 x 384, 8 queries, k=10")
+            result["filters"] = {}
+            filters(result["filters"])
+        if "memory" in parts:
+            memory(result, ids, args.dim, rng)
+        if "durable" in parts:
+            durable(result, ids, args.dim, rng, scratch)
+        if "open" in parts:
+            open_times(result, ids, args.dim, rng, scratch, args.rows)
     finally:
         if not args.dir:
             shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)
+
+
+def memory(result, ids, dim, rng) -> None:
+    print(f"memory: Index({dim})")
+    result["memory"] = out = {}
+    index = Index(dim)
+    workload(index, ids, dim, rng, out)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)
+
+
+def durable(result, ids, dim, rng, scratch) -> None:
+    print(f"durable: Index.open({scratch}/durable)")
+    result["durable"] = out = {}
+    index = Index.open(os.path.join(scratch, "durable"), create=True, dim=dim)
+    workload(index, ids, dim, rng, out, commit=index.commit)
+    out["segments_before_compact"] = len(index._segments)
+    timed("compact()", index.compact, out)
+    timed("close()", index.close, out)
+
+
+def open_times(result, ids, dim, rng, scratch, rows) -> None:
+    print("open: Index.load(mmap) in a fresh process")
+    result["open"] = []
+    for n in sorted({100_000, 1_000_000, rows}):
+        path = os.path.join(scratch, f"open-{n}")
+        index = Index(dim)
+        index.add(rng.integers(-127, 128, (n, dim), dtype=np.int8), ids[:n])
+        index.save(path)
+        del index
+        probe = open_probe(path)
+        result["open"].append(probe)
+        print(f"  {n:>11,} rows: open {probe['open_s'] * 1e3:7.2f} ms, +{probe['open_rss_mb']:6.1f} MB RSS; "
+              f"first search {probe['first_search_s'] * 1e3:8.1f} ms, +{probe['search_rss_mb']:7.1f} MB RSS")
 
 
 if __name__ == "__main__":

@@ -132,10 +132,10 @@ def test_index_bad_input(case, call, exc, needle):
     "damage,needle",
     [
         ("missing_dir", "index"),
-        ("foreign_dir", "header"),
+        ("foreign_dir", "manifest"),
         ("truncated_codes", "codes"),
-        ("wrong_version", "header"),  # the header checksum or the version check refuses it
-        ("header_not_json", "header"),
+        ("wrong_version", "version"),  # the version check refuses it
+        ("manifest_not_json", "manifest"),
     ],
 )
 def test_index_load_refuses_damage(tmp_path, damage, needle):
@@ -148,14 +148,14 @@ def test_index_load_refuses_damage(tmp_path, damage, needle):
         path.mkdir()
         (path / "notes.txt").write_text("not an index")
     elif damage == "truncated_codes":
-        codes = next(p for p in path.iterdir() if p.name.startswith("codes"))
+        codes = next(p for p in path.iterdir() if p.name.endswith(".codes.i8"))
         os.truncate(codes, codes.stat().st_size - 1)
     elif damage == "wrong_version":
-        header = json.loads((path / "header.json").read_text())
-        header["format_version"] = 999
-        (path / "header.json").write_text(json.dumps(header))
-    elif damage == "header_not_json":
-        (path / "header.json").write_text("{not json")
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["version"] = 999
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    elif damage == "manifest_not_json":
+        (path / "manifest.json").write_text("{not json")
     with pytest.raises((ValueError, FileNotFoundError)) as info:
         Index.load(path, mmap=False)
     assert needle in str(info.value).lower(), str(info.value)

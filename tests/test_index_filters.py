@@ -18,6 +18,8 @@ def scan_path(request, monkeypatch):
     lists, runs of consecutive rows, and top-(k + excluded) minus excluded."""
     monkeypatch.setattr(state, "_MAX_RUNS", 10**9 if request.param == "runs" else 1)
     monkeypatch.setattr(state, "_MAX_EXCLUDED_FRACTION", 1.0 if request.param == "exclusion" else 0.0)
+    monkeypatch.setattr(state, "_MIN_BLOCK", 64)  # parts split into many blocks
+    monkeypatch.setattr(state, "_EXCLUDED_PER_BLOCK", 8)
     return request.param
 
 

@@ -9,12 +9,13 @@ import hashlib
 import json
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from pplx_kernels import Index
-from pplx_kernels.index import IndexLockedError, storage
+from pplx_kernels.index import IndexFormatError, IndexLockedError, storage
 
 DIM = 24
 
@@ -128,11 +129,29 @@ def test_torn_log_tail_is_dropped(rng, tmp_path):
     assert len(Index.open(path, readonly=True)) == 12
 
 
+def test_damage_inside_committed_log_records_is_refused(rng, tmp_path):
+    path = tmp_path / "ix"
+    with Index.open(path, create=True, dim=DIM) as index:
+        index.add(codes(rng, 10))
+    log = path / json.loads((path / "manifest.json").read_text())["wal"]["file"]
+    data = bytearray(log.read_bytes())
+    data[20] ^= 1  # inside the committed add: a flipped bit, not a torn tail
+    log.write_bytes(bytes(data))
+    for opener in (Index.load, Index.open):
+        with pytest.raises(IndexFormatError, match="is damaged: committed records end at byte"):
+            opener(path)
+
+
 def test_group_commit_from_threads(rng, tmp_path, monkeypatch):
     index = Index.open(tmp_path / "ix", create=True, dim=DIM)
     fsyncs = []
     real_fsync = index._wal.fsync
-    monkeypatch.setattr(index._wal, "fsync", lambda: (fsyncs.append(1), real_fsync()))
+
+    def slow_fsync():  # a disk that takes 20 ms: commits arriving meanwhile must share the next one
+        fsyncs.append(1)
+        time.sleep(0.02)
+        real_fsync()
+    monkeypatch.setattr(index._wal, "fsync", slow_fsync)
     data = codes(rng, 8 * 20)
     barrier = threading.Barrier(8)
 
@@ -147,7 +166,8 @@ def test_group_commit_from_threads(rng, tmp_path, monkeypatch):
         t.start()
     for t in threads:
         t.join()
-    assert len(fsyncs) <= 160
+    # One fsync per commit would be 160; shared ones measured 70-90 here.
+    assert len(fsyncs) <= 120, f"{len(fsyncs)} fsyncs for 160 commits: no group commit"
     index._release()  # no close(): every row must already be durable
     reopened = Index.open(tmp_path / "ix", readonly=True)
     assert sorted(reopened.ids.tolist()) == list(range(160))
@@ -184,6 +204,10 @@ def test_segments_flush_merge_and_compaction_keep_everything(rng, tmp_path):
     reader = Index.load(path)  # pinned before the compaction deletes its files
     index.compact()
     assert len(index._segments) == 1 and index._segments[0].dead is None
+    # The id map was moved along with the rows, not rebuilt: it agrees with a fresh one.
+    state, probe = index._state, np.array(sorted(live) + [0, 10**15], np.int64)
+    assert state.idmap is not None
+    assert np.array_equal(state.lookup(probe, state.idmap), state.lookup(probe, state.build_idmap()))
     same(index)
     same(reader)
     index.close()

@@ -286,6 +286,8 @@ class Index:
                 self._dirty.add(part.name)
         self._segments = tuple(segs)
         self._publish(state.idmap)
+        if self._dir is None and 2 * self._state.live_count < self._state.total:
+            self._compact_memory()  # in memory, removed rows are dropped once they are the majority
         return len(pos)
 
     def _publish(self, idmap) -> None:
@@ -583,7 +585,10 @@ class Index:
             after = tuple(s.moved(s.start - shift) for s in self._segments[hi:])
             self._segments = self._segments[:lo] + (merged,) + after
             self._dirty -= {s.name for s in old}
-            self._publish(None)  # positions moved: the id map is rebuilt on demand
+            idmap = self._state.idmap
+            if idmap is not None:  # positions moved: move them in the id map too (O(n), no sort)
+                idmap = idmap.remapped(_mover(old, sources, shift))
+            self._publish(idmap)
         self._write_manifest()
 
     # --- save / load ---------------------------------------------------------------
@@ -634,6 +639,25 @@ class Index:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def _mover(old: tuple, sources: list, shift: int):
+    """move(positions) for a merge of the consecutive segments `old` whose
+    rows `sources` were kept: kept rows get their merged position, the
+    others -1; positions after the merged ones move down by `shift`."""
+    start, n_old = old[0].start, sum(s.count for s in old)
+    table, offset, new = np.full(n_old, -1, np.int64), 0, start
+    for seg, (_, rows) in zip(old, sources):
+        table[offset + rows] = np.arange(new, new + len(rows))
+        offset, new = offset + seg.count, new + len(rows)
+
+    def move(pos: np.ndarray) -> np.ndarray:
+        out = pos.copy()
+        inside = (pos >= start) & (pos < start + n_old)
+        out[inside] = table[pos[inside] - start]
+        out[pos >= start + n_old] -= shift
+        return out
+    return move
 
 
 def _model_arg(model) -> dict:

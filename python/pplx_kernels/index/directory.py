@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
 
 def read_log(path: str, manifest: dict, limit=None):
-    return wal.read(os.path.join(path, manifest["wal"]["file"]), manifest["dim"], limit)
+    """The log's records (up to `limit` bytes) and where its valid part
+    ends. Only what follows the committed length may be torn: a record
+    before it that fails its checksum is damage, not a crash."""
+    name, committed = manifest["wal"]["file"], manifest["wal"]["bytes"]
+    records, end = wal.read(os.path.join(path, name), manifest["dim"], limit)
+    if end < committed:
+        raise IndexFormatError(f"{path}: {name} is damaged: committed records end at byte {committed}, "
+                               f"the readable ones at {end}")
+    return records, end
 
 
 def from_manifest(cls, path: str, manifest: dict, *, mmap: bool, verify: bool) -> "Index":

@@ -45,6 +45,16 @@ class IdMap:
             base, recent = _merge(base, recent, live), _EMPTY
         return IdMap((base, recent))
 
+    def remapped(self, move) -> "IdMap":
+        """The map after rows moved: move(positions) gives the new positions
+        (-1: the row is gone). The id order does not change."""
+        runs = []
+        for ids, pos in self._runs:
+            new = move(pos)
+            keep = new >= 0
+            runs.append((ids[keep], new[keep]))
+        return IdMap(tuple(runs))
+
     def lookup(self, ids: np.ndarray, live) -> np.ndarray:
         """Positions of `ids` (-1 where absent or removed)."""
         order = np.argsort(ids, kind="stable")  # sorted needles: a cache-friendly search

@@ -22,9 +22,17 @@ files are never rewritten, only deleted once no manifest lists them, so a
 reader either gets the files of its manifest or a FileNotFoundError (and
 then reads the newer manifest: see Index.load).
 
+A save to a path where no directory exists builds it as
+`.NAME.saving-RANDOM` beside it and renames it into place; a save over an
+existing index writes new segment files and a new manifest into it, so
+following a symlinked path writes into the link's target.
+
 Locks are flock(2) locks, held by an open file description: the kernel
 drops them when the process dies, whatever its PID namespace, so stale
-state is recognised by a free lock, never by a PID.
+state is recognised by a free lock, never by a PID. The writer holds
+DIR/LOCK; each save beside a path holds `.NAME.lock` (a small file kept
+there) shared, so whoever gets it exclusively knows every
+`.NAME.saving-*` is left over from a killed save and removes it.
 """
 
 from __future__ import annotations
@@ -163,8 +171,18 @@ def read_manifest(directory: str) -> dict:
     dim = manifest.get("dim")
     if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
         raise IndexFormatError(f"{directory}: {MANIFEST} field 'dim' is invalid: {dim!r}")
-    for name in listed_files(manifest):  # names come from the file: they must stay inside
-        if not OWNED.match(name) or name.startswith("."):
+    try:
+        names = listed_files(manifest)
+        sizes_ok = all(isinstance(e.get("bytes"), int) and isinstance(e.get("sha256"), str)
+                       for seg in manifest["segments"] for e in list(seg["files"].values()) + [seg.get("deleted") or
+                                                                                           {"bytes": 0, "sha256": ""}])
+        wal_ok = isinstance(manifest["wal"].get("bytes"), int) and isinstance(manifest.get("generation"), int)
+    except (KeyError, TypeError, AttributeError):
+        sizes_ok = wal_ok = False
+    if not (sizes_ok and wal_ok):
+        raise IndexFormatError(f"{directory}: {MANIFEST} does not describe segments and a log as expected")
+    for name in names:  # names come from the file: they must stay inside
+        if not isinstance(name, str) or not OWNED.match(name) or name.startswith("."):
             raise IndexFormatError(f"{directory}: {MANIFEST} lists an invalid file name {name!r}")
     return manifest
 

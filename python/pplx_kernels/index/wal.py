@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .storage import IndexFormatError
+
 MAGIC = b"PKWAL\x00\x00\x01"
 ADD, REMOVE, UPSERT = 1, 2, 3
 _HEAD = struct.Struct("<II")
@@ -85,7 +87,7 @@ def read(path: str, dim: int, limit: int | None = None) -> tuple[list, int]:
     if data[:len(MAGIC)] != MAGIC:
         if len(data) < len(MAGIC) and MAGIC.startswith(data):
             return [], 0  # torn while being created
-        raise ValueError(f"{path}: not a pplx-kernels write-ahead log")
+        raise IndexFormatError(f"{path}: not a pplx-kernels write-ahead log")
     records, pos = [], len(MAGIC)
     while pos + _HEAD.size <= len(data):
         length, crc = _HEAD.unpack_from(data, pos)
