@@ -270,7 +270,7 @@ def make_parser() -> argparse.ArgumentParser:
                    f"line, '-' for stdin, or '{STDLIB}' for the built-in Python standard library "
                    f"docstrings (use ./{STDLIB} for a file of that name)")
     p.add_argument("--out", required=True, metavar="DIR", help="index directory to create (an error if it "
-                   "holds an index, unless --resume)")
+                   "is not empty, unless --resume)")
     p.add_argument("--resume", action="store_true", help="continue the build an interrupted run left in DIR: "
                    "skip the documents already there (DIR must have been built from the same corpus, "
                    "model and options); start one if DIR holds none")
