@@ -26,11 +26,12 @@ import os
 
 import numpy as np
 
+from ..index.storage import digest_file, fsync_dir
+
 FORMAT_NAME = "pplx-kernels-sharded-index"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "sharded.json"
 HASH_NAME = "splitmix64"
-_CHUNK = 16 << 20
 
 
 class ShardedFormatError(ValueError):
@@ -62,11 +63,7 @@ def directory_checksum(path) -> str:
     for root, _, files in os.walk(path):
         for name in files:
             full = os.path.join(root, name)
-            digest = hashlib.sha256()
-            with open(full, "rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    digest.update(chunk)
-            entries.append(f"{os.path.relpath(full, path)}\0{digest.hexdigest()}\n")
+            entries.append(f"{os.path.relpath(full, path)}\0{digest_file(full)}\n")
     return hashlib.sha256("".join(sorted(entries)).encode()).hexdigest()
 
 
@@ -117,16 +114,3 @@ def read(path, *, verify: bool = False) -> dict:
     if m.get("rows") != sum(s["rows"] for s in shards):
         raise ShardedFormatError(f"{path}: {MANIFEST_FILE} row count disagrees with its shards")
     return m
-
-
-def fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
