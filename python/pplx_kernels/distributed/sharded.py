@@ -55,7 +55,9 @@ class SearchResult(tuple):
     """(scores, ids), unpacking like Index.search's result, plus whether
     some shards were missing from it."""
 
-    def __new__(cls, scores, ids, missing_shards=()):
+    missing_shards: tuple
+
+    def __new__(cls, scores, ids, missing_shards=()) -> "SearchResult":
         result = super().__new__(cls, (scores, ids))
         result.missing_shards = tuple(missing_shards)
         return result
@@ -226,10 +228,12 @@ class ShardedIndex:
             result = SearchResult(np.empty((m, kk), np.float32), np.empty((m, kk), np.int64))
         elif mode == "two_stage" and c < n:
             answers, missing = self._ask("candidates", codes, bits, c)
-            result = SearchResult(*_merge_two_stage(answers, m, k, c), missing)
+            scores, ids = _merge_two_stage(answers, m, k, c)
+            result = SearchResult(scores, ids, missing)
         else:
             answers, missing = self._ask("exact", codes, k)
-            result = SearchResult(*_merge_exact(answers, m, k), missing)
+            scores, ids = _merge_exact(answers, m, k)
+            result = SearchResult(scores, ids, missing)
         if single:
             return SearchResult(result[0][0], result[1][0], result.missing_shards)
         return result
