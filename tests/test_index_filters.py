@@ -204,3 +204,38 @@ def test_get_documents_contains_and_upsert(rng, tmp_path):
         with pytest.raises(ValueError, match="ids: id 5 is already in the index"):
             reopened.add(new[:1], [5])
     reopened.close()
+
+
+def test_hamming_candidates_and_bits_equal_brute_force(populated, tmp_path):
+    """hamming_candidates: the c live rows nearest by Hamming distance, with
+    their cosine, sorted by (distance, id); get_bits: the stored sign bits.
+    On an id-ordered one-segment index the ids equal a numpy lexsort of
+    (distance, id) exactly; on the populated one (rows not in id order,
+    removed rows) the distances do, and every row is live and scored right."""
+    index, vectors = populated
+    rng = np.random.default_rng(3)
+    ids = np.array(list(vectors), np.int64)
+    codes = np.array([vectors[i] for i in ids.tolist()], np.int8)
+    np.testing.assert_array_equal(index.get_bits(ids[::7]), np.packbits(codes[::7] >= 0, axis=1))
+    queries = rng.integers(-127, 128, (5, DIM), dtype=np.int8)
+    qbits = np.packbits(queries >= 0, axis=1)
+    dist_ref = np.unpackbits(qbits[:, None, :] ^ np.packbits(codes >= 0, axis=1)[None], axis=2).sum(2)
+    cos_ref = cosine_reference(queries, codes)
+    id_ordered = Index(DIM)
+    order = np.argsort(ids)
+    id_ordered.add(codes[order], ids[order])
+    for c in (1, 30, 5000):
+        for ix, exact_ids in ((index, False), (id_ordered, True)):
+            dist, got, cos = ix.hamming_candidates(queries, c)
+            cc = min(c, len(ids))
+            assert dist.shape == got.shape == cos.shape == (5, cc)
+            for m in range(5):
+                want = np.lexsort((ids, dist_ref[m]))[:cc]
+                np.testing.assert_array_equal(dist[m], dist_ref[m][want])
+                if exact_ids:
+                    np.testing.assert_array_equal(got[m], ids[want])
+                row = np.searchsorted(ids[order], got[m])
+                assert np.array_equal(ids[order][row], got[m])  # live ids only
+                np.testing.assert_array_equal(dist[m], dist_ref[m][order][row])
+                np.testing.assert_allclose(cos[m], cos_ref[m][order][row], atol=2e-6)
+                assert np.all(np.diff(dist[m]) >= 0)

@@ -130,7 +130,7 @@ def split(index, out, *, shards: int) -> dict:
             mine = ids[owner == s]
             if len(mine):
                 codes, docs = source.get(mine), source.documents(mine)
-                bits = source._state.gather(source._positions(mine), "bits")  # the stored sign bits
+                bits = source.get_bits(mine)  # the stored sign bits
                 done[s] = _write_shard_dir(work, s, codes, bits, mine, [json.dumps(d) for d in docs],
                                            **meta)
         count = _finish(work, out, shards, done, meta)

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import manifest as mf
 from .._validate import positive_int_arg, threads_arg
-from ..search import topk as _topk
+from ..quantize import Quantized
 
 ENGINES = ("local", "ray")
 ON_FAILURE = ("wait", "partial")
@@ -93,35 +93,12 @@ class Shard:
         return self.index.search(codes, k, threads=self.threads)
 
     def candidates(self, codes: np.ndarray, bits: np.ndarray, c: int):
-        """The c rows nearest by Hamming distance, ties to the lower id:
-        (distances int32 [M, c'], ids int64 [M, c'], their cosine float32
-        [M, c']), c' = min(c, rows)."""
-        m = len(codes)
-        found = []
-        # The index's published parts (segments): a shard written by the
-        # build is one segment in id order, so a tie to the lower row is a
-        # tie to the lower id.
-        for part in self.index._state.parts:
-            if part.dead is not None:
-                raise ValueError(f"{self.path}: shard has removed rows; two-stage sharded search needs "
-                                 f"shards as the build writes them")
-            n = min(c, part.count)
-            if n == 0:
-                continue
-            dist, pos = _topk(bits, part.bits, n, metric="hamming", threads=self.threads)
-            scores, pos2 = _topk(codes, part.codes, n, metric="cosine", threads=self.threads,
-                                 database_norms=part.norms, candidates=pos)
-            # Both hold the same n rows per query: line the cosine scores up
-            # with the Hamming order.
-            cos = np.empty_like(scores)
-            rows = np.arange(m)[:, None]
-            cos[rows, np.argsort(pos, axis=1)] = np.take_along_axis(scores, np.argsort(pos2, axis=1), 1)
-            found.append((dist, part.ids[pos], cos))
-        if not found:
-            return np.empty((m, 0), np.int32), np.empty((m, 0), np.int64), np.empty((m, 0), np.float32)
-        dist, ids, cos = (np.concatenate(x, axis=1) for x in zip(*found))
-        near = np.lexsort((ids, dist), axis=1)[:, :c]
-        return tuple(np.take_along_axis(x, near, 1) for x in (dist, ids, cos))
+        """The c rows nearest by Hamming distance, ties to the lower id (a
+        shard the build writes is one segment in id order): (distances
+        int32 [M, c'], ids int64 [M, c'], their cosine float32 [M, c']),
+        c' = min(c, rows)."""
+        queries = Quantized(codes, bits, self.index.scheme)
+        return self.index.hamming_candidates(queries, c, threads=self.threads)
 
     def documents(self, ids) -> list:
         return self.index.documents(ids)

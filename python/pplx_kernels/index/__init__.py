@@ -48,6 +48,7 @@ import numpy as np
 from .._validate import array_arg, float32_arg, positive_int_arg, rows_arg, threads_arg
 from ..quantize import SCHEMES, Quantized, pack_bits, quantize, quantize_fused
 from ..search import norms as _norms
+from ..search import topk as _topk
 from . import directory, documents, legacy, segments, storage, wal
 from .state import Memtable, State
 from .storage import IndexFormatError, IndexLockedError
@@ -187,6 +188,48 @@ class Index:
         """Stored int8 vectors [n, dim] of these ids (KeyError if any is absent)."""
         pos, state = self._existing(ids)
         return state.gather(pos, "codes") if len(pos) else np.empty((0, self._dim), np.int8)
+
+    def get_bits(self, ids) -> np.ndarray:
+        """Stored packed sign bits uint8 [n, ceil(dim / 8)] of these ids
+        (KeyError if any is absent): the signs of the floats the int8 codes
+        came from."""
+        pos, state = self._existing(ids)
+        return state.gather(pos, "bits") if len(pos) else np.empty((0, (self._dim + 7) // 8), np.uint8)
+
+    def hamming_candidates(self, queries, c: int, *, threads=None):
+        """The first stage of two-stage search, with its second stage's
+        scores: the c live rows nearest each query by Hamming distance on the
+        sign bits, ties to the lower id (by row order within a segment, which
+        is id order in an index written in id order), and their int8 cosine.
+        Returns (distances int32 [M, c'], ids int64 [M, c'], cosine float32
+        [M, c']), c' = min(c, rows), sorted by (distance, id). For merging
+        shards' first stages exactly (pplx_kernels.distributed)."""
+        if self._closed:
+            raise ValueError("index: is closed")
+        c = positive_int_arg(c, "c")
+        state = self._state
+        codes, bits, _ = self._encode(queries, "queries", need_bits=True)
+        m = len(codes)
+        found = []
+        for part in state.parts:
+            n = min(c, part.count - part.n_dead)
+            if n == 0:
+                continue
+            live = None if part.dead is None else ~part.dead
+            dist, rows = _topk(bits, part.bits, n, metric="hamming", threads=threads, row_mask=live)
+            cos, rows2 = _topk(codes, part.codes, n, metric="cosine", threads=threads,
+                               database_norms=part.norms, candidates=rows)
+            # Both hold the same n rows per query: line the cosine scores up
+            # with the Hamming order.
+            lined = np.empty_like(cos)
+            q = np.arange(m)[:, None]
+            lined[q, np.argsort(rows, axis=1)] = np.take_along_axis(cos, np.argsort(rows2, axis=1), 1)
+            found.append((dist, part.ids[rows], lined))
+        if not found:
+            return np.empty((m, 0), np.int32), np.empty((m, 0), np.int64), np.empty((m, 0), np.float32)
+        dist, ids, cos = (np.concatenate(x, axis=1) for x in zip(*found))
+        near = np.lexsort((ids, dist), axis=1)[:, :c]
+        return tuple(np.take_along_axis(x, near, 1) for x in (dist, ids, cos))
 
     def documents(self, ids) -> list:
         """Stored documents of these ids, in order: a dict, or None where a
