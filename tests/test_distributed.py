@@ -161,6 +161,18 @@ def test_sharded_search_equals_one_index(engine, sharded_dir, reference):
         scores, ids = sharded.search(q[-40:], 2)
         tied = scores[:, 0] == scores[:, 1]
         assert tied.any() and (ids[tied, 0] < ids[tied, 1]).all()
+        # Filters: each shard applies them inside its scan; the merge stays exact.
+        rng = np.random.default_rng(5)
+        all_ids = index.ids
+        allow = np.concatenate([rng.choice(all_ids, len(all_ids) // 3, replace=False), [12345678901]])
+        deny = rng.choice(all_ids, len(all_ids) // 10, replace=False)
+        for filters in (dict(allow_ids=allow), dict(deny_ids=deny), dict(allow_ids=allow, deny_ids=deny),
+                        dict(allow_ids=all_ids[:3]), dict(min_score=0.2), dict(allow_ids=[])):
+            for mode, oversample in (("exact", None), ("two_stage", 1), ("two_stage", 3)):
+                want = index.search(q, 10, mode=mode, oversample=oversample, **filters)
+                got = sharded.search(q, 10, mode=mode, oversample=oversample, **filters)
+                np.testing.assert_array_equal(got.ids, want[1])
+                np.testing.assert_array_equal(got.scores, want[0])
         # One 1-D query gives 1-D results, like Index.search.
         s1, i1 = sharded.search(q[0], 5)
         assert s1.shape == (5,) and (i1 == index.search(q[0], 5)[1]).all()

@@ -19,8 +19,9 @@ two_stage   one Index takes the C = ceil(k * oversample) rows nearest by
 "One Index" means an Index of one part (as Index(dim).add(...) or save()
 make): Index v2 takes two-stage candidates per segment, so an index of
 several segments can answer two-stage queries differently from itself
-compacted. Filters (allow_ids, deny_ids, min_score) are not supported here
-yet.
+compacted. Filters (allow_ids, deny_ids) go to every shard, which applies
+them inside its own scan (ids it does not hold are ignored), so both merges
+stay exact; min_score is applied to the merged result, as Index does.
 
 engine="local" opens the shards in this process; engine="ray" starts one
 Ray actor per shard (SPREAD placement, restarted after a crash up to
@@ -88,17 +89,18 @@ class Shard:
     def ping(self) -> int:
         return len(self.index)
 
-    def exact(self, codes: np.ndarray, k: int):
-        """Top-k (scores, ids) by int8 cosine."""
-        return self.index.search(codes, k, threads=self.threads)
+    def exact(self, codes: np.ndarray, k: int, allow_ids=None, deny_ids=None):
+        """Top-k (scores, ids) by int8 cosine over the allowed rows."""
+        return self.index.search(codes, k, allow_ids=allow_ids, deny_ids=deny_ids, threads=self.threads)
 
-    def candidates(self, codes: np.ndarray, bits: np.ndarray, c: int):
+    def candidates(self, codes: np.ndarray, bits: np.ndarray, c: int, allow_ids=None, deny_ids=None):
         """The c rows nearest by Hamming distance, ties to the lower id (a
         shard the build writes is one segment in id order): (distances
         int32 [M, c'], ids int64 [M, c'], their cosine float32 [M, c']),
         c' = min(c, rows)."""
         queries = Quantized(codes, bits, self.index.scheme)
-        return self.index.hamming_candidates(queries, c, threads=self.threads)
+        return self.index.hamming_candidates(queries, c, allow_ids=allow_ids, deny_ids=deny_ids,
+                                             threads=self.threads)
 
     def documents(self, ids) -> list:
         return self.index.documents(ids)
@@ -152,10 +154,6 @@ class ShardedIndex:
 
     # --- properties --------------------------------------------------------
 
-    # search() takes no allow_ids / deny_ids / min_score (yet): callers that
-    # offer filters (the server) check this.
-    filters = False
-
     @property
     def dim(self) -> int:
         return self._meta["dim"]
@@ -185,9 +183,11 @@ class ShardedIndex:
 
     # --- search ------------------------------------------------------------
 
-    def search(self, queries, k=10, *, mode="exact", oversample=None, threads=None) -> SearchResult:
-        """Same arguments and results as Index.search, as a SearchResult."""
-        from ..index import DEFAULT_OVERSAMPLE, MODES
+    def search(self, queries, k=10, *, mode="exact", oversample=None, allow_ids=None, deny_ids=None,
+               min_score=None, threads=None) -> SearchResult:
+        """Same arguments and results as Index.search, as a SearchResult:
+        each shard applies the filters to its own rows, inside its scan."""
+        from ..index import DEFAULT_OVERSAMPLE, MODES, apply_min_score, filter_ids_arg, min_score_arg
         k = positive_int_arg(k, "k")
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
@@ -197,6 +197,8 @@ class ShardedIndex:
                 or not oversample >= 1 or math.isinf(oversample):
             raise ValueError(f"oversample: expected a finite number >= 1, got {oversample!r}")
         threads_arg(threads)
+        min_score_arg(min_score)
+        allow, deny = filter_ids_arg(allow_ids, "allow_ids"), filter_ids_arg(deny_ids, "deny_ids")
         codes, bits, single = self._encode(queries)
         n, m = len(self), len(codes)
         kk = min(k, n)
@@ -204,12 +206,14 @@ class ShardedIndex:
         if m == 0 or kk == 0:
             result = SearchResult(np.empty((m, kk), np.float32), np.empty((m, kk), np.int64))
         elif mode == "two_stage" and c < n:
-            answers, missing = self._ask("candidates", codes, bits, c)
+            answers, missing = self._ask("candidates", codes, bits, c, allow, deny)
             scores, ids = _merge_two_stage(answers, m, k, c)
+            scores, ids = apply_min_score(scores, ids, min_score)
             result = SearchResult(scores, ids, missing)
         else:
-            answers, missing = self._ask("exact", codes, k)
+            answers, missing = self._ask("exact", codes, k, allow, deny)
             scores, ids = _merge_exact(answers, m, k)
+            scores, ids = apply_min_score(scores, ids, min_score)
             result = SearchResult(scores, ids, missing)
         if single:
             return SearchResult(result[0][0], result[1][0], result.missing_shards)

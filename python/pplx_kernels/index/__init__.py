@@ -196,14 +196,15 @@ class Index:
         pos, state = self._existing(ids)
         return state.gather(pos, "bits") if len(pos) else np.empty((0, (self._dim + 7) // 8), np.uint8)
 
-    def hamming_candidates(self, queries, c: int, *, threads=None):
+    def hamming_candidates(self, queries, c: int, *, allow_ids=None, deny_ids=None, threads=None):
         """The first stage of two-stage search, with its second stage's
         scores: the c live rows nearest each query by Hamming distance on the
         sign bits, ties to the lower id (by row order within a segment, which
         is id order in an index written in id order), and their int8 cosine.
         Returns (distances int32 [M, c'], ids int64 [M, c'], cosine float32
         [M, c']), c' = min(c, rows), sorted by (distance, id). For merging
-        shards' first stages exactly (pplx_kernels.distributed)."""
+        shards' first stages exactly (pplx_kernels.distributed). allow_ids /
+        deny_ids: as in search(), applied inside the scan."""
         if self._closed:
             raise ValueError("index: is closed")
         c = positive_int_arg(c, "c")
@@ -211,12 +212,15 @@ class Index:
         codes, bits, _ = self._encode(queries, "queries", need_bits=True)
         m = len(codes)
         found = []
-        for part in state.parts:
-            n = min(c, part.count - part.n_dead)
+        for part, allowed in zip(state.parts, self._allowed_rows(state, allow_ids, deny_ids)):
+            if allowed is None:  # no removed row, no filter
+                n, mask = min(c, part.count), None
+            else:
+                n, mask = min(c, len(allowed)), np.zeros(part.count, bool)
+                mask[allowed] = True
             if n == 0:
                 continue
-            live = None if part.dead is None else ~part.dead
-            dist, rows = _topk(bits, part.bits, n, metric="hamming", threads=threads, row_mask=live)
+            dist, rows = _topk(bits, part.bits, n, metric="hamming", threads=threads, row_mask=mask)
             cos, rows2 = _topk(codes, part.codes, n, metric="cosine", threads=threads,
                                database_norms=part.norms, candidates=rows)
             # Both hold the same n rows per query: line the cosine scores up
@@ -361,14 +365,23 @@ class Index:
         if isinstance(oversample, bool) or not isinstance(oversample, (int, float, np.integer, np.floating)) \
                 or not oversample >= 1 or math.isinf(oversample):
             raise ValueError(f"oversample: expected a finite number >= 1, got {oversample!r}")
-        if min_score is not None and (isinstance(min_score, bool) or not isinstance(
-                min_score, (int, float, np.integer, np.floating)) or math.isnan(min_score)):
-            raise ValueError(f"min_score: expected None or a number, got {min_score!r}")
+        min_score_arg(min_score)
         threads_arg(threads)
         if self._closed:
             raise ValueError("index: is closed")
         state = self._state  # one consistent state for the whole search
         codes, bits, single = self._encode(queries, "queries", need_bits=mode == "two_stage")
+        scores, pos = state.scan(codes, bits, k, two_stage=mode == "two_stage", oversample=oversample,
+                                 allowed=self._allowed_rows(state, allow_ids, deny_ids), threads=threads)
+        scores, pos = apply_min_score(scores, pos, min_score)
+        ids = np.full(pos.shape, -1, np.int64)
+        hit = pos >= 0
+        ids[hit] = state.gather(pos[hit], "ids")
+        return (scores[0], ids[0]) if single else (scores, ids)
+
+    def _allowed_rows(self, state: State, allow_ids, deny_ids) -> list:
+        """Per part of state: None (every row) or the ascending live rows a
+        search with these filters may return."""
         allow = deny = None
         if allow_ids is not None:
             allow = self._positions(_ids_arg(allow_ids, None, allow_repeats=True, name="allow_ids"), state)
@@ -376,15 +389,7 @@ class Index:
         if deny_ids is not None:
             deny = self._positions(_ids_arg(deny_ids, None, allow_repeats=True, name="deny_ids"), state)
             deny = _unique_positions(deny, state.total)
-        scores, pos = state.scan(codes, bits, k, two_stage=mode == "two_stage", oversample=oversample,
-                                 allowed=state.allowed_rows(allow, deny), threads=threads)
-        if min_score is not None:
-            pos = np.where(scores >= min_score, pos, -1)
-            scores = np.where(pos >= 0, scores, np.float32(-np.inf)).astype(np.float32)
-        ids = np.full(pos.shape, -1, np.int64)
-        hit = pos >= 0
-        ids[hit] = state.gather(pos[hit], "ids")
-        return (scores[0], ids[0]) if single else (scores, ids)
+        return state.allowed_rows(allow, deny)
 
     def _encode(self, x, name: str, need_bits: bool = True):
         """(int8 codes [M, dim], packed bits [M, ceil(dim/8)] or None, single)."""
@@ -683,6 +688,25 @@ class Index:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def min_score_arg(min_score) -> None:
+    if min_score is not None and (isinstance(min_score, bool) or not isinstance(
+            min_score, (int, float, np.integer, np.floating)) or math.isnan(min_score)):
+        raise ValueError(f"min_score: expected None or a number, got {min_score!r}")
+
+
+def apply_min_score(scores: np.ndarray, found: np.ndarray, min_score):
+    """Results scoring below min_score become -1 / -inf padding."""
+    if min_score is None:
+        return scores, found
+    found = np.where(scores >= min_score, found, -1)
+    return np.where(found >= 0, scores, np.float32(-np.inf)).astype(np.float32), found
+
+
+def filter_ids_arg(ids, name: str):
+    """A filter's ids as int64 (None stays None), checked as search() checks them."""
+    return None if ids is None else _ids_arg(ids, None, allow_repeats=True, name=name)
 
 
 def _unique_positions(pos: np.ndarray, total: int) -> np.ndarray:

@@ -96,8 +96,6 @@ async def search(request, server):
         raise ApiError(422, "give exactly one of `query`, `vector` and `vector_b64_int8`"
                             + (f" (got {', '.join(given)})" if given else ""))
     params = _params(body)
-    if params.allow_ids is not None and not getattr(server.index, "filters", True):
-        raise ApiError(422, "`filter_ids` is not supported on a sharded index", param="filter_ids")
     limit = server.config.max_client_batch_size
     queries = input_list(body.query, "query", limit) if body.query is not None else None
     if queries is not None and server.embedder.dim != server.index.dim:
