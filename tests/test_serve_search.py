@@ -13,8 +13,6 @@ import threading
 import numpy as np
 import pytest
 
-import httpx  # the test extra has the server and its clients: a broken install fails here
-
 from pplx_kernels import Index
 from pplx_kernels.distributed import split
 from pplx_kernels.embedder import Embedder
@@ -115,7 +113,7 @@ def test_a_sharded_directory_serves_the_same_answers(setup):
 
 
 def test_32_concurrent_clients_get_the_serial_answers(setup):
-    index, emb = setup["index"], setup["emb"]
+    index = setup["index"]
     q = queries(64, 2)
     allow = setup["ids"][::3].tolist()
     requests = []

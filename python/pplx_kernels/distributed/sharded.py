@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 from . import manifest as mf
-from .._validate import positive_int_arg, threads_arg
+from .._validate import threads_arg
 from ..quantize import Quantized
 
 ENGINES = ("local", "ray")
@@ -187,15 +187,8 @@ class ShardedIndex:
                min_score=None, threads=None) -> SearchResult:
         """Same arguments and results as Index.search, as a SearchResult:
         each shard applies the filters to its own rows, inside its scan."""
-        from ..index import DEFAULT_OVERSAMPLE, MODES, apply_min_score, filter_ids_arg, min_score_arg
-        k = positive_int_arg(k, "k")
-        if mode not in MODES:
-            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-        if oversample is None:
-            oversample = DEFAULT_OVERSAMPLE
-        if isinstance(oversample, bool) or not isinstance(oversample, (int, float, np.integer, np.floating)) \
-                or not oversample >= 1 or math.isinf(oversample):
-            raise ValueError(f"oversample: expected a finite number >= 1, got {oversample!r}")
+        from ..index import apply_min_score, filter_ids_arg, min_score_arg, search_args
+        k, oversample = search_args(k, mode, oversample)
         threads_arg(threads)
         min_score_arg(min_score)
         allow, deny = filter_ids_arg(allow_ids, "allow_ids"), filter_ids_arg(deny_ids, "deny_ids")

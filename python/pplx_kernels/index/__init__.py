@@ -357,14 +357,7 @@ class Index:
         mode "two_stage" rescores the k * oversample nearest rows by Hamming
         distance (default oversample DEFAULT_OVERSAMPLE).
         """
-        k = positive_int_arg(k, "k")
-        if mode not in MODES:
-            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-        if oversample is None:  # (ignored by mode="exact", but still checked)
-            oversample = DEFAULT_OVERSAMPLE
-        if isinstance(oversample, bool) or not isinstance(oversample, (int, float, np.integer, np.floating)) \
-                or not oversample >= 1 or math.isinf(oversample):
-            raise ValueError(f"oversample: expected a finite number >= 1, got {oversample!r}")
+        k, oversample = search_args(k, mode, oversample)
         min_score_arg(min_score)
         threads_arg(threads)
         if self._closed:
@@ -688,6 +681,20 @@ class Index:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def search_args(k, mode, oversample) -> tuple[int, float]:
+    """k and oversample (None: DEFAULT_OVERSAMPLE; ignored by mode="exact",
+    but still checked) as search() takes them, and mode checked."""
+    k = positive_int_arg(k, "k")
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    if oversample is None:
+        oversample = DEFAULT_OVERSAMPLE
+    if isinstance(oversample, bool) or not isinstance(oversample, (int, float, np.integer, np.floating)) \
+            or not oversample >= 1 or math.isinf(oversample):
+        raise ValueError(f"oversample: expected a finite number >= 1, got {oversample!r}")
+    return k, float(oversample)
 
 
 def min_score_arg(min_score) -> None:
