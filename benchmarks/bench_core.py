@@ -124,7 +124,12 @@ def run(repeat: int) -> list[dict]:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=7, help="timed runs per function (best is kept)")
+    ap.add_argument("--no-roofline", action="store_true", help="skip the mean pooling bandwidth table")
+    ap.add_argument("--only-roofline", action="store_true", help="only the mean pooling bandwidth table")
     args = ap.parse_args(argv)
+    if args.only_roofline:
+        pooling_roofline(args.repeat)
+        return
     info = pk.cpu_info()
     print(f"pplx_kernels {pk.__version__}  isa={info['isa']}  kernels={info['kernels']}  threads={info['threads']}")
     print(f"{'case':34s} {'peer':34s} {'ours ms':>9s} {'peer ms':>9s} {'ratio':>7s} {'target':>7s}")
@@ -135,17 +140,72 @@ def main(argv=None):
             target, ok = f"{r['target']:6.1f}x", "ok" if r["ratio"] >= r["target"] else "BELOW"
         print(f"{r['case']:34s} {r['peer']:34s} {r['ours_ms']:9.2f} {r['peer_ms']:9.2f} "
               f"{r['ratio']:6.1f}x {target} {ok}")
-    # Mean pooling streams memory: its roofline is the read bandwidth over
-    # the bytes it must read (the unmasked tokens).
-    from compare_peers import read_bandwidth
+    if not args.no_roofline:
+        pooling_roofline(args.repeat)
 
-    threads = pk.get_num_threads()
-    bandwidth = read_bandwidth(threads)
-    hidden, mask = pooling_data(np.random.default_rng(0))
-    t = best_time(lambda: pk.mean_pool(hidden, mask), args.repeat)
-    gbps = hidden.nbytes * float(mask.mean()) / t / 1e9
-    print(f"mean pool reads {gbps:.1f} GB/s of unmasked tokens = {gbps / bandwidth:.0%} of the read "
-          f"bandwidth {bandwidth:.1f} GB/s ({threads} threads, measured now)")
+
+def unmasked_spans(hidden, mask):
+    """The token rows pooling must read: per batch row, its unmasked tokens
+    (a prefix here), each a contiguous view."""
+    return [hidden[b, : int(mask[b].sum())] for b in range(hidden.shape[0]) if mask[b].any()]
+
+
+def read_probe(spans, threads):
+    """numpy's streaming read of exactly these bytes (uint8 max, its fastest
+    reduction here at ~1.3x a uint32 max; it
+    releases the GIL), the spans dealt to `threads` Python threads."""
+    import threading
+
+    words = [s.reshape(-1).view(np.uint8) for s in spans]
+    groups = [words[i::threads] for i in range(threads)]
+
+    def read_group(group):
+        for w in group:
+            w.max()
+
+    def run():
+        ts = [threading.Thread(target=read_group, args=(g,)) for g in groups]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    return run
+
+
+def pooling_roofline(repeat):
+    """Mean pooling streams memory: its roofline is the read bandwidth over
+    the bytes it must read (the unmasked tokens). For each dtype, thread
+    count and level, the read probe over the same bytes and the pooling call
+    are timed interleaved, best of `repeat` each."""
+    hidden32, mask = pooling_data(np.random.default_rng(0))
+    before = (pk.get_isa(), pk.get_num_threads())
+    levels = [lv for lv in ("avx2", "avx512", "neon") if lv in pk.available_isas()] or [pk.get_isa()]
+    print(f"{'mean pool [64,256,1024] 20% pad':34s} {'dtype':8s} {'threads':>7s} {'level':>7s} "
+          f"{'GB read':>8s} {'probe GB/s':>10s} {'pool GB/s':>10s} {'% of bw':>8s}")
+    try:
+        for dtype in (np.float32, np.float16):
+            hidden = hidden32.astype(dtype)
+            spans = unmasked_spans(hidden, mask)
+            nbytes = sum(s.nbytes for s in spans)
+            for threads in sorted({1, min(2, pk.cpu_info()["max_threads"])}):
+                pk.set_num_threads(threads)
+                probe = read_probe(spans, threads)
+                for level in levels:
+                    pk.set_isa(level)
+                    t_probe, t_pool = [], []
+                    probe(), pk.mean_pool(hidden, mask)  # warm up
+                    for _ in range(repeat):
+                        for fn, times in ((probe, t_probe), (lambda: pk.mean_pool(hidden, mask), t_pool)):
+                            t = time.perf_counter()
+                            fn()
+                            times.append(time.perf_counter() - t)
+                    bw, gbps = nbytes / min(t_probe) / 1e9, nbytes / min(t_pool) / 1e9
+                    print(f"{'':34s} {np.dtype(dtype).name:8s} {threads:7d} {level:>7s} {nbytes / 1e9:8.3f} "
+                          f"{bw:10.1f} {gbps:10.1f} {gbps / bw:8.0%}")
+    finally:
+        pk.set_isa(before[0])
+        pk.set_num_threads(before[1])
 
 
 # pytest-benchmark suite: python -m pytest benchmarks/bench_core.py

@@ -189,3 +189,89 @@ def test_large_batch_by_whole_rows_matches_scalar(isa, rng):
         pk.set_isa(isa)
     assert np.array_equal(out, ref)
     assert np.allclose(out, reference_mean_pool(hidden, mask), atol=1e-5)
+
+
+# The AVX-512 kernel sums tokens in groups of 8 over 64-column blocks with
+# masked tails: token counts around the group size, holes in the mask that
+# make a group span a gap, and widths around 16 and 64 lanes exercise every
+# edge. Each level is checked against numpy and, bit for bit, against scalar.
+GROUP_DIMS = [1, 15, 17, 63, 65, 100, 129, 1000]
+GROUP_LENGTHS = [0, 1, 7, 8, 9, 16, 17, 40]
+
+
+def scattered_mask(rng, lengths, seq):
+    """Rows with exactly lengths[b] tokens, at random positions (holes)."""
+    mask = np.zeros((len(lengths), seq), dtype=np.int64)
+    for b, n in enumerate(lengths):
+        mask[b, rng.choice(seq, size=n, replace=False)] = 1
+    return mask
+
+
+def assert_within_rounding(out, hidden, mask):
+    """Cancelling sums (+-3e37, +-65504): a float32 running sum over seq
+    tokens is within seq roundings of its largest term of the exact mean."""
+    seq = hidden.shape[1]
+    largest = np.abs(hidden.astype(np.float64)).max(axis=(1, 2))[:, None]
+    err = np.abs(out - reference_mean_pool(hidden, mask))
+    assert (err <= seq * np.finfo(np.float32).eps * largest + 1e-44).all()
+
+
+def pooled_at(level, hidden, mask):
+    before = pk.get_isa()
+    pk.set_isa(level)
+    try:
+        return pk.mean_pool(hidden, mask)
+    finally:
+        pk.set_isa(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dim", GROUP_DIMS)
+def test_token_groups_and_tails_match_reference_and_scalar(isa, rng, dim, dtype):
+    seq = 48
+    hidden = (rng.standard_normal((len(GROUP_LENGTHS), seq, dim)) * 3).astype(dtype)
+    mask = scattered_mask(rng, GROUP_LENGTHS, seq)
+    out = pk.mean_pool(hidden, mask)
+    ref = reference_mean_pool(hidden, mask)
+    assert_close_to_reference(out, ref, seq)
+    assert not out[0].any(), "a row with every token masked must pool to zeros"
+    np.testing.assert_array_equal(out[1], hidden[1][mask[1] != 0][0].astype(np.float32))  # one token: itself
+    np.testing.assert_array_equal(out, pooled_at("scalar", hidden, mask))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_single_token_sequences(isa, rng, dtype):
+    hidden = rng.standard_normal((17, 1, 70)).astype(dtype)
+    out = pk.mean_pool(hidden, np.ones((17, 1), np.int64))
+    np.testing.assert_array_equal(out, hidden[:, 0].astype(np.float32))
+
+
+def test_all_tokens_masked_gives_zeros(isa, rng):
+    hidden = rng.standard_normal((20, 12, 77)).astype(np.float32)
+    hidden[:, :, 5] = np.nan  # never read: every token is masked
+    out = pk.mean_pool(hidden, np.zeros((20, 12), np.int64))
+    np.testing.assert_array_equal(out, np.zeros((20, 77), np.float32))
+
+
+def test_extreme_values_match_scalar(isa, rng):
+    # sums that reach float32's limits without overflowing, subnormals, and
+    # signed zeros: rounding and the sign of zero must follow scalar's order
+    seq, dim = 19, 81
+    hidden = np.zeros((4, seq, dim), np.float32)
+    hidden[0] = rng.choice([3.0e37, -3.0e37, 1.0], size=(seq, dim))
+    hidden[1] = rng.choice([1e-45, -1e-45, 1e-39, 0.0], size=(seq, dim))
+    hidden[2] = -0.0
+    hidden[3] = rng.standard_normal((seq, dim)) * 1e30
+    mask = scattered_mask(rng, [seq, 13, seq, 9], seq)
+    out = pk.mean_pool(hidden, mask)
+    np.testing.assert_array_equal(out, pooled_at("scalar", hidden, mask))
+    assert_within_rounding(out, hidden, mask)
+
+
+def test_float16_extremes_match_scalar(isa, rng):
+    values = np.array([65504, -65504, 6.0e-8, -6.0e-8, 6.1e-5, 0.0, -0.0, 1.0], np.float16)
+    hidden = rng.choice(values, size=(3, 21, 97))
+    mask = scattered_mask(rng, [21, 10, 1], 21)
+    out = pk.mean_pool(hidden, mask)
+    np.testing.assert_array_equal(out, pooled_at("scalar", hidden, mask))
+    assert_within_rounding(out, hidden, mask)

@@ -77,11 +77,11 @@ KernelTable build_table(Isa level, const CpuFeatures& f) {
     if (f.avx512vnni) t.cosine = avx512_vnni::cosine, t.cosine_isa = Isa::avx512;
     if (f.avx512vpopcntdq) t.hamming = avx512_vpopcntdq::hamming, t.hamming_isa = Isa::avx512;
   }
-  // Pooling has no AVX-512 variant: it streams memory, which AVX2 saturates.
   if (level == Isa::avx512) {
+    t.pooling = avx512::pooling;
     t.quantize = avx512::quantize;
     t.bitpack = avx512::bitpack;
-    t.quantize_isa = t.bitpack_isa = Isa::avx512;
+    t.pooling_isa = t.quantize_isa = t.bitpack_isa = Isa::avx512;
   }
 #endif
 #if defined(PPLX_HAVE_NEON)

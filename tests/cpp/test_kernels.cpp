@@ -872,6 +872,11 @@ int main(int argc, char** argv) {
                  b.cosine_isa == Isa::avx2 && b.hamming_isa == Isa::avx2,
              "avx512 level without VNNI/VPOPCNTDQ uses the AVX2 cosine and Hamming");
       variants.push_back({"avx512(no vnni, no vpopcntdq)", b});
+      // Pooling needs only the level's F/BW/VL: its AVX-512 twin runs there.
+      report("dispatch",
+             b.pooling.mean_pool_f32 == avx512::pooling.mean_pool_f32 &&
+                 t.pooling.mean_pool_f16 == avx512::pooling.mean_pool_f16 && t.pooling_isa == Isa::avx512,
+             "avx512 level uses the AVX-512 pooling kernel");
     }
 #endif
 #if defined(PPLX_HAVE_NEON)

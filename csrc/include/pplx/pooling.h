@@ -20,6 +20,7 @@ struct PoolingKernels {
 
 namespace scalar { extern const PoolingKernels pooling; }
 namespace avx2 { extern const PoolingKernels pooling; }
+namespace avx512 { extern const PoolingKernels pooling; }
 namespace neon { extern const PoolingKernels pooling; }
 
 }  // namespace pplx
