@@ -12,6 +12,7 @@ import pytest
 
 import pplx_kernels as pk
 from pplx_kernels import _core
+from pplx_kernels.tune import ensure_tuned
 
 # Settings that force each path: packed kernels for every query count
 # (queries rather than codes packed) or never; POPCNT or pshufb for every code length; one-query rows in tiles or
@@ -29,6 +30,9 @@ KNOB_SETS = [
 
 @pytest.fixture(params=range(len(KNOB_SETS)))
 def knobs(request):
+    # Apply the level's knobs first: the first search after set_isa would
+    # otherwise reset them over the set below.
+    ensure_tuned()
     for name, value in KNOB_SETS[request.param].items():
         _core.set_knob(name, value)
     try:
@@ -133,3 +137,41 @@ def test_bad_tune_mode_is_named(tmp_path):
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PPLX_KERNELS_TUNE": "sometimes", "XDG_CACHE_HOME": str(tmp_path)})
     assert out.returncode != 0 and "PPLX_KERNELS_TUNE" in out.stderr
+
+
+@pytest.mark.parametrize("chunk_bytes", _core.knob_candidates()["scan_chunk_bytes"])
+def test_every_scan_chunk_size_matches_reference(isa, rng, chunk_bytes):
+    # 6,000 rows of 256 B (1.5 MB): from 23 chunks of 64 KB down to one.
+    # Blocks of repeated rows make ties, broken toward the lower id.
+    block = rng.integers(-127, 128, (1500, 256), dtype=np.int8)
+    x = np.concatenate([block, block[::-1], block, block[:750], block[750:]])
+    q = rng.integers(-127, 128, (9, 256), dtype=np.int8)
+    mask = rng.random(len(x)) < 0.7
+    codes, qc = pk.pack_bits(x), pk.pack_bits(q)
+    ref_c = cosine_ref(q, x)
+    ref_h = hamming_ref(qc, codes)
+    ids_all = np.arange(len(x))[None, :].repeat(len(q), 0)
+    ensure_tuned()  # this level's knobs now, not over the one set below
+    _core.set_knob("scan_chunk_bytes", chunk_bytes)
+    try:
+        for m in (1, 9):
+            for threads in (1, 2, 4):
+                d, hid = pk.topk(qc[:m], codes, 7, metric="hamming", threads=threads)
+                order = np.lexsort((ids_all[:m], ref_h[:m]), axis=1)[:, :7]
+                assert np.array_equal(hid, order) and np.array_equal(d, np.take_along_axis(ref_h[:m], order, 1))
+                # masked rows are never returned; the rest rank as without a mask
+                d, hid = pk.topk(qc[:m], codes, 7, metric="hamming", threads=threads, row_mask=mask)
+                masked = np.where(mask[None, :], ref_h[:m], 1 << 30)
+                order = np.lexsort((ids_all[:m], masked), axis=1)[:, :7]
+                assert np.array_equal(hid, order)
+                s, cid = pk.topk(q[:m], x, 7, threads=threads)
+                best = np.sort(ref_c[:m], axis=1)[:, ::-1][:, :7]
+                assert np.allclose(s, best, atol=1e-5)
+                assert np.allclose(np.take_along_axis(ref_c[:m], cid, 1), s, atol=1e-5)
+                assert (np.diff(cid, axis=1)[np.diff(s, axis=1) == 0] > 0).all(), "ties: lower id first"
+        assert _core.get_knobs()["scan_chunk_bytes"] == chunk_bytes
+        got = [pk.topk(q, x, 7, threads=t) for t in (1, 2, 3)]
+        for s, i in got[1:]:
+            assert np.array_equal(s, got[0][0]) and np.array_equal(i, got[0][1])
+    finally:
+        _core.reset_knobs()

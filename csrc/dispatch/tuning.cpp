@@ -22,12 +22,12 @@ struct Defaults {
 // machine. Order: cosine_prefetch, hamming_prefetch,
 // cosine_packed_min_queries, hamming_packed_min_queries,
 // hamming_popcnt_max_bytes, hamming_code_packing_min_queries,
-// cosine_row_order, hamming_row_order.
+// cosine_row_order, hamming_row_order, scan_chunk_bytes.
 const Defaults kDefaults[] = {
-    {"generic", {4096, 4096, 8, 8, 64, 16, 1, 1}},
-    {"intel", {4096, 4096, 8, 4, 64, 16, 1, 1}},
-    {"amd-zen4", {4096, 4096, 8, 4, 64, 16, 1, 1}},
-    {"amd", {4096, 4096, 8, 8, 64, 16, 1, 1}},
+    {"generic", {4096, 4096, 8, 8, 64, 16, 1, 1, /* scan_chunk_bytes */ 1u << 20}},
+    {"intel", {4096, 4096, 8, 4, 64, 16, 1, 1, /* scan_chunk_bytes */ 1u << 20}},
+    {"amd-zen4", {4096, 4096, 8, 4, 64, 16, 1, 1, /* scan_chunk_bytes */ 1u << 20}},
+    {"amd", {4096, 4096, 8, 8, 64, 16, 1, 1, /* scan_chunk_bytes */ 1u << 20}},
 };
 
 const Defaults& defaults_row() {
@@ -76,6 +76,7 @@ const std::vector<KnobInfo>& knob_infos() {
       {"hamming_code_packing_min_queries", {8, 16, 32, 64}},
       {"cosine_row_order", {0, 1}},
       {"hamming_row_order", {0, 1}},
+      {"scan_chunk_bytes", {64u << 10, 256u << 10, 1u << 20, 4u << 20, 16u << 20}},
   };
   return infos;
 }

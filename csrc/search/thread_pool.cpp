@@ -236,14 +236,18 @@ bool cancelled() {
   return job->stop.load(std::memory_order_relaxed);
 }
 
+size_t max_concurrency(size_t n_tasks, size_t threads) {
+  if (t_job) return 1;  // nested: runs on the calling thread
+  return std::max<size_t>(1, std::min({threads, max_threads(), n_tasks}));
+}
+
 void parallel_for(size_t n_tasks, size_t threads, const std::function<void(size_t)>& fn) {
   if (n_tasks == 0) return;
   if (t_job) {  // inside a task: run here; the outer call throws if it was stopped
     for (size_t task = 0; task < n_tasks && !cancelled(); ++task) fn(task);
     return;
   }
-  size_t helpers = std::min({threads, max_threads(), n_tasks});
-  Job job(fn, n_tasks, helpers > 0 ? helpers - 1 : 0);
+  Job job(fn, n_tasks, max_concurrency(n_tasks, threads) - 1);
   if (job.max_helpers == 0)
     run_tasks(job, [] { return false; });
   else

@@ -1,11 +1,11 @@
-// Top-k search: blocks of queries x chunks of database rows go to the
-// workers; each worker keeps one bounded heap per query it has seen, and a
-// final merge per query picks the best k of the workers' heaps. The order on
-// (score, id) is strict and scores are exact, so the result is the same
-// whatever the split and the thread count. Memory: workers x M x k pairs
-// plus per-worker blocks, never M x N.
+// Top-k search: blocks of queries x chunks of database rows are the tasks;
+// each running task offers its rows to the bounded heaps of the slot it
+// borrows (one slot per thread that may run at once), and a final merge per
+// query picks the best k of the slots' heaps. The order on (score, id) is
+// strict and scores are exact, so the result is the same whatever the
+// split, the thread count and the scheduling. Memory: threads x M x k
+// pairs plus per-thread blocks, never M x N.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -14,6 +14,7 @@
 #include "pplx/dispatch.h"
 #include "pplx/parallel.h"
 #include "pplx/search.h"
+#include "pplx/tuning.h"
 #include "search/blocking.hpp"
 #include "search/int8_rows.hpp"
 #include "search/topk_heap.hpp"
@@ -109,12 +110,13 @@ bool none_allowed(const uint8_t* mask, size_t n) {
   return mask && std::all_of(mask, mask + n, [](uint8_t v) { return v == 0; });
 }
 
-// Database chunks: enough for the workers to share, but few enough that the
-// workers' heaps (chunks x k per query at most) stay small next to N.
-size_t chunk_count(size_t n_rows, size_t rb, size_t k) {
-  size_t by_blocks = ceil_div(n_rows, rb);
-  size_t by_k = std::max<size_t>(1, n_rows / (8 * k));
-  return std::max<size_t>(1, std::min<size_t>({64, by_blocks, by_k}));
+// Database rows per task: the scan_chunk_bytes knob, in whole row blocks.
+// The chunks depend on the problem and the knob only; any split gives the
+// same result, since every chunk's rows are offered to some heap and the
+// merge is exact.
+size_t chunk_rows(size_t row_bytes, size_t rb) {
+  size_t blocks = knob(Knob::scan_chunk_bytes) / std::max<size_t>(1, rb * row_bytes);
+  return std::max<size_t>(1, blocks) * rb;
 }
 
 // row_mask (may be null): one byte per database row, non-zero where the row
@@ -129,37 +131,38 @@ void topk_dense(const Scan& scan, size_t k, const uint8_t* row_mask, typename Sc
   // The block of scores (queries x rows) stays within about 128 KB of L2.
   size_t rb = row_block(scan.row_bytes());
   while (rb > 16 && rb * std::min(qb, M) > 32768) rb /= 2;
-  const size_t n_qb = ceil_div(M, qb), n_chunks = chunk_count(N, rb, k);
+  const size_t chunk = chunk_rows(scan.row_bytes(), rb);
+  const size_t n_qb = ceil_div(M, qb), n_chunks = std::max<size_t>(1, ceil_div(N, chunk));
   const size_t units = n_qb * n_chunks;
-  const size_t workers = std::max<size_t>(1, std::min(threads, units));
-  // heaps[w][b]: worker w's heaps for query block b, made when first needed.
-  std::vector<std::vector<std::unique_ptr<Heaps>>> heaps(workers);
-  for (auto& h : heaps) h.resize(n_qb);
-  std::atomic<size_t> next{0};
-  parallel_for(workers, threads, [&](size_t w) {
+  // One task per unit (a chunk of rows x a block of queries), so a helper
+  // can move to another concurrent call between any two units. A task
+  // offers its rows to the heaps of the slot it borrows: heaps[s][b] for
+  // query block b, made when first needed.
+  const size_t n_slots = max_concurrency(units, threads);
+  struct Slot {
+    std::vector<std::unique_ptr<Heaps>> heaps;
     typename Scan::Scratch scratch;
     std::vector<S> buf;
-    try {
-      for (size_t u; !cancelled() && (u = next.fetch_add(1)) < units;) {
-        size_t c = u / n_qb, b = u % n_qb;  // chunk-major: neighbours share rows
-        size_t q0 = b * qb, nq = std::min(qb, M - q0);
-        if (!heaps[w][b]) heaps[w][b].reset(new Heaps(nq, k));
-        Heaps& h = *heaps[w][b];
-        size_t r0, r1;
-        split_range(N, n_chunks, c, &r0, &r1);
-        for (size_t r = r0; r < r1; r += rb) {
-          size_t nr = std::min(rb, r1 - r);
-          const uint8_t* mask = row_mask ? row_mask + r : nullptr;
-          if (none_allowed(mask, nr)) continue;
-          buf.resize(nq * nr);
-          scan.score(scratch, q0, nq, scan.x.data + r * scan.x.stride, nr, scan.x.stride,
-                     nullptr, r, buf.data());
-          for (size_t a = 0; a < nq; ++a) offer(scan, h, a, buf.data() + a * nr, nr, nullptr, r, mask);
-        }
-      }
-    } catch (...) {
-      next.store(units);  // the others stop at their next unit
-      throw;
+  };
+  std::vector<Slot> slots(n_slots);
+  for (Slot& slot : slots) slot.heaps.resize(n_qb);
+  Slots free_slots(n_slots);
+  parallel_for(units, threads, [&](size_t u) {
+    SlotLease lease(free_slots);
+    Slot& slot = slots[lease.index];
+    size_t c = u / n_qb, b = u % n_qb;  // chunk-major: neighbours share rows
+    size_t q0 = b * qb, nq = std::min(qb, M - q0);
+    if (!slot.heaps[b]) slot.heaps[b].reset(new Heaps(nq, k));
+    Heaps& h = *slot.heaps[b];
+    const size_t r1 = std::min(N, (c + 1) * chunk);
+    for (size_t r = c * chunk; r < r1 && !cancelled(); r += rb) {
+      size_t nr = std::min(rb, r1 - r);
+      const uint8_t* mask = row_mask ? row_mask + r : nullptr;
+      if (none_allowed(mask, nr)) continue;
+      slot.buf.resize(nq * nr);
+      scan.score(slot.scratch, q0, nq, scan.x.data + r * scan.x.stride, nr, scan.x.stride, nullptr,
+                 r, slot.buf.data());
+      for (size_t a = 0; a < nq; ++a) offer(scan, h, a, slot.buf.data() + a * nr, nr, nullptr, r, mask);
     }
   });
   parallel_for(n_qb, threads, [&](size_t b) {
@@ -167,8 +170,8 @@ void topk_dense(const Scan& scan, size_t k, const uint8_t* row_mask, typename Sc
     size_t q0 = b * qb, nq = std::min(qb, M - q0);
     for (size_t a = 0; a < nq; ++a) {
       all.clear();
-      for (size_t w = 0; w < workers; ++w)
-        if (heaps[w][b]) collect(*heaps[w][b], a, all);
+      for (const Slot& slot : slots)
+        if (slot.heaps[b]) collect(*slot.heaps[b], a, all);
       write_best<S, Scan::kDesc>(all, k, Scan::kPad, out_s + (q0 + a) * k, out_id + (q0 + a) * k);
     }
   });

@@ -2,7 +2,8 @@
 // scripts/test_thread_pool.sh: six threads call parallel_for with 1-5
 // threads and nested calls, every result is checked, a task's exception
 // reaches its caller, and an interrupt hook stops long tasks that poll
-// cancelled(). Exit status 0 when all hold.
+// cancelled(). Tasks that borrow per-thread slots never share one. Exit
+// status 0 when all hold.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -32,6 +33,23 @@ int run_callers() {
       });
       for (size_t i = 0; i < n; ++i)
         if (out[i] != long(i * i) + 3) failures++;
+      // Per-slot state without atomics: two tasks holding one slot at once
+      // would race (TSan) or find it busy; every task is counted once.
+      size_t threads = 1 + size_t(rep * 3 + t) % 5;
+      struct Slot { bool busy = false; long tasks = 0; };
+      std::vector<Slot> slots(pplx::max_concurrency(n, threads));
+      pplx::Slots free_slots(slots.size());
+      pplx::parallel_for(n, threads, [&](size_t) {
+        pplx::SlotLease lease(free_slots);
+        Slot& slot = slots[lease.index];
+        if (slot.busy) failures++;
+        slot.busy = true;
+        slot.tasks++;
+        slot.busy = false;
+      });
+      long counted = 0;
+      for (const Slot& slot : slots) counted += slot.tasks;
+      if (counted != long(n)) failures++;
       if (rep % 10 == 0) {
         bool threw = false;
         try {

@@ -4,7 +4,9 @@
 #pragma once
 #include <cstddef>
 #include <functional>
+#include <mutex>
 #include <stdexcept>
+#include <vector>
 
 namespace pplx {
 
@@ -25,6 +27,53 @@ size_t resolve_threads(long requested);
 // after each task when a new call arrives. Rethrows the first exception a
 // task threw. A parallel_for called from inside a task runs on that thread.
 void parallel_for(size_t n_tasks, size_t threads, const std::function<void(size_t)>& fn);
+
+// State that tasks keep across tasks (a heap of the best rows so far,
+// scratch buffers), without one long task per thread: each task borrows
+// one of n slots while it runs and gives it back, so a helper can leave the
+// call between any two tasks. n = the most tasks that run at once (the
+// `threads` given to parallel_for, capped at max_threads() and the task
+// count). Which slot a task gets depends on scheduling: what the slots
+// hold must be combined in an order-free way.
+class Slots {
+ public:
+  explicit Slots(size_t n) {
+    for (size_t i = n; i > 0; --i) free_.push_back(i - 1);
+  }
+  size_t acquire() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.empty()) throw std::logic_error("Slots: more tasks at once than slots");
+    size_t i = free_.back();
+    free_.pop_back();
+    return i;
+  }
+  void release(size_t i) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(i);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<size_t> free_;
+};
+
+// The slot of one task: acquired on construction, released on return.
+class SlotLease {
+ public:
+  explicit SlotLease(Slots& slots) : slots_(slots), index(slots.acquire()) {}
+  ~SlotLease() { slots_.release(index); }
+  SlotLease(const SlotLease&) = delete;
+  SlotLease& operator=(const SlotLease&) = delete;
+
+ private:
+  Slots& slots_;
+
+ public:
+  const size_t index;
+};
+
+// The most tasks a parallel_for(n_tasks, threads, ...) runs at once.
+size_t max_concurrency(size_t n_tasks, size_t threads);
 
 // Splits [0, n) into `parts` contiguous ranges; range i is [begin, end).
 inline void split_range(size_t n, size_t parts, size_t i, size_t* begin, size_t* end) {

@@ -28,6 +28,10 @@ enum class Knob : int {
   // One query: 0 = 1 x 4 row tiles, 1 = rows one at a time in memory order.
   cosine_row_order,
   hamming_row_order,
+  // Dense top-k scans: database rows per task, in bytes (rounded to whole
+  // row blocks). Smaller tasks balance threads and concurrent calls more
+  // finely; larger ones cost fewer hand-offs.
+  scan_chunk_bytes,
   count,
 };
 
