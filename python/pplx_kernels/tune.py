@@ -1,7 +1,8 @@
 """Self-tuning of the search kernels' speed-only knobs.
 
 Every knob (prefetch distance, one-query row order, the query count from
-which the packed microkernels run, POPCNT vs pshufb on AVX2) selects
+which the packed microkernels run, POPCNT vs pshufb on AVX2, rows per task
+of the dense scans) selects
 between variants that give bit-identical results; only their speed depends
 on the CPU. A short calibration (about a second, on synthetic data sized to
 this CPU's caches and to a memory-bound scan) times the candidates at the
@@ -147,23 +148,29 @@ def _cpu_seconds(fn) -> float:
     return time.process_time() - t0
 
 
-def _times(configs: dict, run, rounds: int) -> dict:
-    """Best CPU time of run() under each named knob setting, measured
-    round-robin so that every candidate sees the same moments."""
+def _wall_seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _times(configs: dict, run, rounds: int, timer=_cpu_seconds) -> dict:
+    """Best CPU time (or `timer`) of run() under each named knob setting,
+    measured round-robin so that every candidate sees the same moments."""
     base = _core.get_knobs()
     times = {name: float("inf") for name in configs}
     for _ in range(rounds):
         for name, knobs in configs.items():
             _apply({**base, **knobs})
             run()  # warm-up under these knobs
-            times[name] = min(times[name], _cpu_seconds(run))
+            times[name] = min(times[name], timer(run))
     _apply(base)
     return times
 
 
-def _pick(configs: dict, run, default: str, rounds: int = 3) -> tuple[str, dict]:
+def _pick(configs: dict, run, default: str, rounds: int = 3, timer=_cpu_seconds) -> tuple[str, dict]:
     """The fastest setting, or `default` unless beaten by MARGIN."""
-    times = _times(configs, run, rounds)
+    times = _times(configs, run, rounds, timer)
     best = min(times, key=lambda name: times[name])
     if times[default] <= times[best] * MARGIN:
         best = default
@@ -217,6 +224,7 @@ def calibrate() -> dict:
                  run, {order: now[order]})
         set_best(f"{family} M=1 prefetch", {f"{p} B": {prefetch: p} for p in candidates[prefetch]},
                  run, {prefetch: now[prefetch]})
+    timings["scan chunk"] = _calibrate_scan_chunk(scans["cosine"])
     del x, codes, scans
 
     # Row-wise vs packed by query count, data in the L3 (compute bound).
@@ -272,6 +280,20 @@ def calibrate() -> dict:
             limit = nbytes
         _apply({**_core.get_knobs(), "hamming_popcnt_max_bytes": limit})
     return {"knobs": dict(_core.get_knobs()), "timings_cpu_ms": timings}
+
+
+def _calibrate_scan_chunk(run) -> dict:
+    """Rows per task of the dense scans (scan_chunk_bytes), on a one-query
+    memory-bound scan with the default threads. Wall time, not CPU time: a
+    split that leaves one thread idle at the end shows only there. Returns
+    the timings (ms) and leaves the choice applied."""
+    knob = "scan_chunk_bytes"
+    configs = {f"{c >> 10} KB": {knob: c} for c in _core.knob_candidates()[knob]}
+    now = _core.get_knobs()[knob]
+    default = next(name for name, k in configs.items() if k[knob] == now)
+    best, times = _pick(configs, run, default, rounds=5, timer=_wall_seconds)
+    _apply({**_core.get_knobs(), **configs[best]})
+    return _ms(times)
 
 
 # ------------------------------------------------------------ entry points
@@ -354,6 +376,7 @@ def _variants(knobs: dict) -> dict:
         "hamming": f"{one_query('hamming')}; packed from {knobs['hamming_packed_min_queries']} queries "
                    f"(AVX-512: codes packed from {knobs['hamming_code_packing_min_queries']}, queries below); "
                    f"AVX2 rows: POPCNT up to {popcnt} B, pshufb above",
+        "thread split": f"dense scans: tasks of {knobs['scan_chunk_bytes'] >> 10} KB of database rows",
     }
 
 
