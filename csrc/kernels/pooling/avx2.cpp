@@ -6,55 +6,55 @@
 #include <cstring>
 
 #include "kernels/common/f16.h"
+#include "kernels/pooling/token_groups.h"
 #include "pplx/pooling.h"
 
 namespace pplx {
 namespace avx2 {
 namespace {
 
-// Tokens go in groups of kGroup: for each 32-column block, the block's
-// running sums are loaded from out, the group's rows added in token order
-// and the sums stored back. Each row is read front to back (kGroup
-// sequential streams, which the hardware prefetcher follows), and out is
-// touched once per group rather than once per token: a store to out and a
-// later load from a row 4 KB apart look alike to the store-forwarding check
-// (4K aliasing), which a load/add/store per token ran into. Sweeping column
-// blocks over all tokens instead reads every row in 256-byte pieces at a
-// 4 KB stride: 67% of the read bandwidth on a Zen 4 (issue 10).
-constexpr size_t kGroup = 8;
+// Tokens in groups of kTokenGroup, the next group prefetched
+// (token_groups.h); column blocks of 32 floats: 4 ymm accumulators.
+constexpr size_t kBlock = 32;
 
-template <typename T, typename LoadVec, typename LoadOne>
-void mean_pool(const T* rows, size_t n_rows, size_t row_stride, size_t dim, const uint8_t* mask,
-               float* out, LoadVec load8, LoadOne load1) {
-  size_t count = 0;
-  std::memset(out, 0, dim * sizeof(float));
-  const T* group[kGroup];
-  size_t g = 0;
-  auto add_group = [&] {
-    size_t h = 0;
-    for (; h + 32 <= dim; h += 32) {
-      __m256 acc[4];
-      for (int i = 0; i < 4; ++i) acc[i] = _mm256_loadu_ps(out + h + 8 * i);
-      for (size_t k = 0; k < g; ++k)
-        for (int i = 0; i < 4; ++i) acc[i] = _mm256_add_ps(acc[i], load8(group[k] + h + 8 * i));
-      for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + h + 8 * i, acc[i]);
-    }
-    for (; h + 8 <= dim; h += 8) {
-      __m256 acc = _mm256_loadu_ps(out + h);
-      for (size_t k = 0; k < g; ++k) acc = _mm256_add_ps(acc, load8(group[k] + h));
-      _mm256_storeu_ps(out + h, acc);
-    }
-    for (; h < dim; ++h)
-      for (size_t k = 0; k < g; ++k) out[h] += load1(group[k][h]);
-    g = 0;
-  };
-  for (size_t t = 0; t < n_rows; ++t) {
-    if (mask && !mask[t]) continue;
-    ++count;
-    group[g++] = rows + t * row_stride;
-    if (g == kGroup) add_group();
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline float load1(float v) { return v; }
+inline float load1(uint16_t v) { return f16_to_f32(v); }
+
+// out[h] += rows[0][h] + ... + rows[g-1][h], added left to right.
+template <typename T>
+void add_group(const T* const* group, size_t g, const T* const* next, size_t g_next, size_t dim,
+               float* out) {
+  size_t h = 0;
+  for (; h + kBlock <= dim; h += kBlock) {
+    for (size_t k = 0; k < g_next; ++k) prefetch_l2(next[k] + h, kBlock * sizeof(T));
+    __m256 acc[4];
+    for (int i = 0; i < 4; ++i) acc[i] = _mm256_loadu_ps(out + h + 8 * i);
+    for (size_t k = 0; k < g; ++k)
+      for (int i = 0; i < 4; ++i) acc[i] = _mm256_add_ps(acc[i], load8(group[k] + h + 8 * i));
+    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + h + 8 * i, acc[i]);
   }
-  if (g) add_group();
+  for (; h + 8 <= dim; h += 8) {
+    __m256 acc = _mm256_loadu_ps(out + h);
+    for (size_t k = 0; k < g; ++k) acc = _mm256_add_ps(acc, load8(group[k] + h));
+    _mm256_storeu_ps(out + h, acc);
+  }
+  for (; h < dim; ++h)
+    for (size_t k = 0; k < g; ++k) out[h] += load1(group[k][h]);
+}
+
+template <typename T>
+void mean_pool(const T* rows, size_t n_rows, size_t row_stride, size_t dim, const uint8_t* mask,
+               float* out) {
+  std::memset(out, 0, dim * sizeof(float));
+  const size_t count = for_each_token_group(
+      rows, n_rows, row_stride, mask,
+      [&](const T* const* group, size_t g, const T* const* next, size_t g_next) {
+        add_group(group, g, next, g_next, dim, out);
+      });
   if (count == 0) return;  // zeros
   const __m256 n = _mm256_set1_ps(float(count));
   size_t h = 0;
@@ -64,19 +64,12 @@ void mean_pool(const T* rows, size_t n_rows, size_t row_stride, size_t dim, cons
 
 void mean_pool_f32(const float* rows, size_t n_rows, size_t row_stride, size_t dim,
                    const uint8_t* mask, float* out) {
-  mean_pool(
-      rows, n_rows, row_stride, dim, mask, out, [](const float* p) { return _mm256_loadu_ps(p); },
-      [](float v) { return v; });
+  mean_pool(rows, n_rows, row_stride, dim, mask, out);
 }
 
 void mean_pool_f16(const uint16_t* rows, size_t n_rows, size_t row_stride, size_t dim,
                    const uint8_t* mask, float* out) {
-  mean_pool(
-      rows, n_rows, row_stride, dim, mask, out,
-      [](const uint16_t* p) {
-        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-      },
-      [](uint16_t v) { return f16_to_f32(v); });
+  mean_pool(rows, n_rows, row_stride, dim, mask, out);
 }
 
 }  // namespace

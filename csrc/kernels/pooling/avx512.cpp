@@ -7,26 +7,16 @@
 
 #include <cstring>
 
+#include "kernels/pooling/token_groups.h"
 #include "pplx/pooling.h"
 
 namespace pplx {
 namespace avx512 {
 namespace {
 
-// Tokens go in groups of kGroup, as in the AVX2 kernel: for each column
-// block, the block's running sums are loaded from out, the group's rows
-// added in token order and the sums stored back, so out is touched once per
-// group. Each token row is one stream the group reads front to back, and a
-// row of 1024 float32 is exactly one 4 KB page: the hardware prefetcher,
-// which stops at page ends, retrains on every row and keeps too few lines
-// in flight (the AVX2 kernel's 67% of bandwidth on a Zen 4). So while one
-// group is summed, the next group's rows are prefetched at the same column
-// block: one group ahead, every line once. Into L2, not L1: 32 KB ahead
-// into L1 evicted the group being summed (64% of the AVX2 kernel's speed on
-// a Zen 4; 8 tokens with L2 prefetch: 1.1x the AVX2 kernel in float32, 2x in
-// float16, where groups of 4 or 16 and non-temporal hints did worse).
-constexpr size_t kGroup = 8;
-constexpr size_t kBlock = 64;  // floats per column block: 4 zmm accumulators
+// Tokens in groups of kTokenGroup, the next group prefetched
+// (token_groups.h); column blocks of 64 floats: 4 zmm accumulators.
+constexpr size_t kBlock = 64;
 
 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load16(const uint16_t* p) {
@@ -38,25 +28,13 @@ inline __m512 load16(const uint16_t* p, __mmask16 m) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
 
-// The next (up to kGroup) unmasked rows from token t on; t moves past them.
-template <typename T>
-size_t next_group(const T* rows, size_t n_rows, size_t row_stride, const uint8_t* mask, size_t& t,
-                  const T** group) {
-  size_t g = 0;
-  for (; t < n_rows && g < kGroup; ++t)
-    if (!mask || mask[t]) group[g++] = rows + t * row_stride;
-  return g;
-}
-
 // out[h] += rows[0][h] + ... + rows[g-1][h], added left to right.
 template <typename T>
 void add_group(const T* const* group, size_t g, const T* const* next, size_t g_next, size_t dim,
                float* out) {
   size_t h = 0;
   for (; h + kBlock <= dim; h += kBlock) {
-    for (size_t k = 0; k < g_next; ++k)
-      for (size_t off = 0; off < kBlock * sizeof(T); off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(next[k] + h) + off, _MM_HINT_T1);
+    for (size_t k = 0; k < g_next; ++k) prefetch_l2(next[k] + h, kBlock * sizeof(T));
     __m512 acc[4];
     for (int i = 0; i < 4; ++i) acc[i] = _mm512_loadu_ps(out + h + 16 * i);
     for (size_t k = 0; k < g; ++k)
@@ -76,18 +54,11 @@ template <typename T>
 void mean_pool(const T* rows, size_t n_rows, size_t row_stride, size_t dim, const uint8_t* mask,
                float* out) {
   std::memset(out, 0, dim * sizeof(float));
-  const T* groups[2][kGroup];
-  const T** group = groups[0];
-  const T** next = groups[1];
-  size_t t = 0, count = 0;
-  size_t g = next_group(rows, n_rows, row_stride, mask, t, group);
-  while (g) {
-    const size_t g_next = next_group(rows, n_rows, row_stride, mask, t, next);
-    add_group(group, g, next, g_next, dim, out);
-    count += g;
-    const T** done = group;
-    group = next, next = done, g = g_next;
-  }
+  const size_t count = for_each_token_group(
+      rows, n_rows, row_stride, mask,
+      [&](const T* const* group, size_t g, const T* const* next, size_t g_next) {
+        add_group(group, g, next, g_next, dim, out);
+      });
   if (count == 0) return;  // zeros
   const __m512 n = _mm512_set1_ps(float(count));
   for (size_t h = 0; h < dim; h += 16) {
