@@ -112,7 +112,11 @@ class Server:
     def load(self) -> None:
         """Loads the index and the model (blocking: run it in a thread)."""
         from ..embedder import Embedder
-        time.sleep(float(os.environ.get(LOAD_DELAY_ENV) or 0))
+        delay = os.environ.get(LOAD_DELAY_ENV) or "0"
+        try:
+            time.sleep(float(delay))
+        except ValueError:
+            raise ValueError(f"{LOAD_DELAY_ENV}: expected a number of seconds, got {delay!r}") from None
         c = self.config
         model = c.model
         if c.index_dir is not None:
