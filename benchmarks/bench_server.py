@@ -10,6 +10,12 @@ batching on and off, against the plain servers a user would write.
   embed      /v1/embeddings with one text per request from 32 clients, the
              default model: ours against FastAPI + onnxruntime running each
              request as its own batch (the model card's recipe).
+  model      the default model alone, no server: CPU per text of one-thread
+             calls (as the server runs them) over the same texts, one text
+             per call (the plain server's shape) against sorted calls over
+             all texts and against server-shaped batches, with padded/real
+             tokens. Batch shape is all a server can change about model
+             cost, so this bounds what batching can gain with this model.
   soak       (--soak SECONDS) search at 80% of the 32-client peak, open
              loop: server RSS growth after warm-up, error responses.
 
@@ -17,7 +23,7 @@ The load generator is one asyncio process writing raw HTTP/1.1 on
 keep-alive connections (about the cheapest client Python has); its CPU
 share and the server's are reported with every row.
 
-    python benchmarks/bench_server.py [--quick] [--only search embed] [--soak 600]
+    python benchmarks/bench_server.py [--quick] [--only search embed model] [--soak 600]
 """
 
 import argparse
@@ -282,8 +288,7 @@ def bench_search(args, tmp: Path, table: list) -> dict:
 
 
 def bench_embed(args, table: list) -> None:
-    from pplx_kernels.corpus import stdlib_docstrings
-    texts = [d["text"][:400] for d in stdlib_docstrings(512)]
+    texts = embed_texts()
     bodies = {"ours": [json.dumps({"input": t, "model": "m", "encoding_format": "float"}).encode() for t in texts],
               "plain": [json.dumps({"input": t, "model": "m"}).encode() for t in texts]}
     procs = []
@@ -300,6 +305,49 @@ def bench_embed(args, table: list) -> None:
     finally:
         for _, proc in procs:
             proc.stop()
+
+
+def embed_texts() -> list:
+    from pplx_kernels.corpus import stdlib_docstrings
+    return [d["text"][:400] for d in stdlib_docstrings(512)]
+
+
+def bench_model(args, table: list) -> None:
+    from pplx_kernels import embedder as embedder_module
+    from pplx_kernels.embedder import Embedder
+    from pplx_kernels.serve.state import MODEL_CALL_TOKENS
+
+    texts = embed_texts()
+    alone, batched = Embedder(threads=1, batch_tokens=1), Embedder(threads=1, batch_tokens=MODEL_CALL_TOKENS)
+    encodings = alone.tokenize(texts)
+    every = [encodings]
+    server_batches = [encodings[i:i + 16] for i in range(0, len(encodings), 16)]  # 32 clients, 2 workers
+    cap = embedder_module.MAX_ROW_PADDING
+    shapes = [("one text per call", alone, every, cap),
+              (f"sorted {MODEL_CALL_TOKENS}-token calls over all {len(texts)} texts", batched, every, cap),
+              ("server batches of 16 texts, 512-token calls, padding cap", batched, server_batches, cap),
+              ("server batches of 16 texts, 512-token calls, no padding cap", batched, server_batches, 1.0)]
+    alone.pool_encodings(encodings[:8])  # warm-up
+    best = {}
+    for _ in range(max(2, args.repeat)):  # rounds interleaved, the least CPU kept
+        for label, emb, batches, max_padding in shapes:
+            embedder_module.MAX_ROW_PADDING = max_padding
+            padded, cpu0 = 0, time.process_time()
+            for batch in batches:
+                emb.pool_encodings(batch)
+                padded += emb.last_timings["padded_tokens"]
+            cpu = time.process_time() - cpu0
+            if label not in best or cpu < best[label][0]:
+                best[label] = cpu, padded
+    embedder_module.MAX_ROW_PADDING = cap
+    real = sum(len(e.ids) for e in encodings)
+    base = best["one text per call"][0]
+    for label, (cpu, padded) in best.items():
+        table.append({"test": "model alone", "shape": label, "cpu_ms_per_text": 1000 * cpu / len(texts),
+                      "padded_per_real": padded / real, "vs_one_per_call": base / cpu})
+        r = table[-1]
+        print(f"| model alone | {label} | {r['cpu_ms_per_text']:.2f} ms | {r['padded_per_real']:.3f} | "
+              f"{r['vs_one_per_call']:.2f}x |", flush=True)
 
 
 def soak(args, index_dir, bodies, peak_qps: float) -> dict:
@@ -340,7 +388,8 @@ def main() -> None:
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="small index, short runs (a smoke run)")
-    p.add_argument("--only", nargs="+", choices=("search", "embed"), default=("search", "embed"))
+    p.add_argument("--only", nargs="+", choices=("search", "embed", "model"),
+                   default=("search", "embed"))
     p.add_argument("--n", type=int, default=100_000, help="index rows (default 100,000)")
     p.add_argument("--d", type=int, default=1024, help="dimensions (default 1024)")
     p.add_argument("--clients", type=int, nargs="+", default=(1, 8, 32, 64))
@@ -365,6 +414,9 @@ def main() -> None:
         search = bench_search(args, Path(tmp), table) if "search" in args.only else None
         if "embed" in args.only:
             bench_embed(args, table)
+        if "model" in args.only:
+            print("\n| test | shape | CPU per text | padded / real tokens | vs one text per call |\n|---|---|---|---|---|")
+            bench_model(args, table)
         if args.soak and search and search["peak_qps"]:
             out["soak"] = soak(args, search["index_dir"], search["bodies"], search["peak_qps"])
             print("soak:", json.dumps(out["soak"]))

@@ -17,6 +17,7 @@ import httpx
 import pplx_kernels
 
 READY = re.compile(r"ready on (http://127\.0\.0\.1:\d+)")
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 # The subprocess imports the same pplx_kernels as the tests (a source tree
 # with its built module, an installed wheel, the sanitized build).
 PACKAGE_PARENT = str(Path(pplx_kernels.__file__).resolve().parents[1])
@@ -30,24 +31,32 @@ class ServerProcess:
         self.timeout = timeout
         self.proc = None
         self.url = None
+        self.loaded = False  # the ready line was printed
         self.output = []
 
-    def start(self) -> "ServerProcess":
+    def start(self, wait_ready: bool = True) -> "ServerProcess":
+        """Starts the server and waits for its ready line, or with
+        wait_ready=False only for the address (the model still loading)."""
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env=self.env)
-        found = threading.Event()
+        listening, self.ready = threading.Event(), threading.Event()
 
-        def pump():  # read all output (so the pipe never fills), note the ready line
+        def pump():  # read all output (so the pipe never fills), note the address and the ready line
             for line in self.proc.stdout:
                 self.output.append(line)
-                m = READY.search(line)
-                if m and self.url is None:
+                m = LISTENING.search(line)
+                if m:
                     self.url = m.group(1)
-                    found.set()
-            found.set()
+                    listening.set()
+                if READY.search(line):
+                    self.loaded = True
+                    self.ready.set()
+            listening.set()
+            self.ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        if not found.wait(self.timeout) or self.url is None:
+        started = self.ready.wait(self.timeout) and self.loaded if wait_ready else listening.wait(self.timeout)
+        if not started or self.url is None:
             self.stop()
             raise RuntimeError("the server did not start:\n" + "".join(self.output))
         return self

@@ -18,7 +18,7 @@ import pplx_kernels as pk
 from pplx_kernels import _default_model
 from pplx_kernels.corpus import stdlib_docstrings
 from pplx_kernels import embedder as embedder_module
-from pplx_kernels.embedder import Embedder
+from pplx_kernels.embedder import MAX_ROW_PADDING, Embedder
 
 import tiny_models as tm
 from int8_reference import reference_absmax, reference_tanh
@@ -42,13 +42,16 @@ def ref_binary(x):
     return np.where(x >= 0, 1, -1).astype(np.int8)
 
 
-def counting_runs(monkeypatch, emb):
-    """Records the (rows, padded length) of every model call."""
+def counting_runs(monkeypatch, emb, row_lengths=None):
+    """Records the (rows, padded length) of every model call, and into
+    row_lengths (a list) each call's token counts per row."""
     calls = []
     run = emb._run
 
     def wrapped(encodings, seq):
         calls.append((len(encodings), seq))
+        if row_lengths is not None:
+            row_lengths.append([len(e.ids) for e in encodings])
         return run(encodings, seq)
 
     monkeypatch.setattr(emb, "_run", wrapped)
@@ -78,6 +81,23 @@ def pplx(tmp_path_factory):
 TEXTS = tm.random_texts(60)
 
 # --------------------------------------------------------- plain layout
+
+
+def test_model_calls_pad_no_row_past_the_padding_cap(plain, monkeypatch):
+    # A budget that fits every text: only the padding cap cuts the calls.
+    root, weights = plain
+    emb = Embedder(root, batch_tokens=100_000)
+    row_lengths = []
+    calls = counting_runs(monkeypatch, emb, row_lengths)
+    got = emb.encode(TEXTS, "float")
+    assert sum(rows for rows, _ in calls) == len(TEXTS) and len(calls) > 3
+    for (rows, seq), lengths in zip(calls, row_lengths):
+        assert seq == max(lengths) and min(lengths) >= (1 - MAX_ROW_PADDING) * seq
+    np.testing.assert_allclose(got, ref_pooled(weights, TEXTS, "bert", token_types=True), rtol=1e-5, atol=1e-6)
+    # Texts of one length still share a call.
+    calls.clear()
+    emb.encode(["w1 w2 w3"] * 10 + ["w4 w5 w6"] * 10)
+    assert calls == [(20, 5)]
 
 
 def test_plain_layout_matches_numpy_reference(plain, monkeypatch):

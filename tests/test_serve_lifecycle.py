@@ -1,12 +1,15 @@
 """The server end to end with the default model over a saved index: search
 equals the library's, reload (SIGHUP and POST /admin/reload) under load,
-and SIGTERM during load answers every accepted request, then exits 0."""
+and SIGTERM during load answers every accepted request, then exits 0. With
+tiny models: /health answers 503 while the model loads, and a request whose
+deadline passes in the queue gets 504 and costs no model time."""
 
 from __future__ import annotations
 
 import re
 import signal
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -17,8 +20,9 @@ from pplx_kernels import _default_model
 from pplx_kernels.corpus import read_corpus
 from pplx_kernels.index.build import build_index
 from pplx_kernels.embedder import Embedder
-from pplx_kernels.serve.state import MODEL_CALL_TOKENS
+from pplx_kernels.serve.state import LOAD_DELAY_ENV, MODEL_CALL_TOKENS
 
+import tiny_models as tm
 from serve_process import ServerProcess, wait_until
 
 QUERY = "read rows from a CSV file"
@@ -145,3 +149,54 @@ def test_sigterm_during_load_answers_every_accepted_request(setup):
     assert server.wait(60) == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/health")
+
+
+def test_health_answers_503_until_the_model_is_loaded(tmp_path):
+    model, _ = tm.make_model_dir(tmp_path / "model")
+    server = ServerProcess("--model", model, env={LOAD_DELAY_ENV: "3"}).start(wait_ready=False)
+    try:
+        with server.client() as http:
+            r = http.get("/health")
+            assert not server.loaded  # answered before the ready line
+            assert r.status_code == 503 and set(r.json()) == {"error", "error_type"}
+            assert r.json()["error_type"] == "Unhealthy" and r.json()["error"]
+            r = http.post("/embed", json={"inputs": "w1"})
+            assert r.status_code == 503 and r.json()["error_type"] == "Unhealthy"
+            r = http.post("/v1/embeddings", json={"input": "w1"})
+            assert r.status_code == 503 and r.json()["error"]["type"] == "server_error"
+            assert server.ready.wait(60) and server.loaded
+            assert http.get("/health").status_code == 200 and http.get("/health").content == b""
+            assert http.post("/embed", json={"inputs": "w1"}).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_a_request_past_its_deadline_gets_504_and_costs_no_model_time(tmp_path):
+    # A tiny model with a fixed amount of compute per call (same outputs):
+    # the one model worker is busy with a call for 4x the deadline.
+    model, _ = tm.make_model_dir(tmp_path / "slow", busy_matmuls=10)
+    emb = Embedder(model, threads=1)
+    t0 = time.perf_counter()
+    emb.encode(["w1"])
+    deadline = round((time.perf_counter() - t0) / 4, 3)
+    with ServerProcess("--model", model, "--threads", 1, "--request-timeout", deadline) as server, \
+            server.client() as http:
+        embedded0 = _metric(http, "te_embed_count")
+        batches0 = _metric(http, "te_batch_next_size_count")
+        first = []
+        sender = threading.Thread(target=lambda: first.append(
+            httpx.post(server.url + "/embed", json={"inputs": "w1"}, timeout=60)))
+        sender.start()
+        assert wait_until(lambda: _metric(http, "te_batch_next_size_count") == batches0 + 1, timeout=30)
+        r = http.post("/v1/embeddings", json={"input": ["w2", "w3", "w4"]})  # queued behind that call
+        assert _metric(http, "te_embed_count") == embedded0  # the call was still running
+        assert r.status_code == 504 and r.json()["error"]["type"] == "rate_limit_error"
+        assert "--request-timeout" in r.json()["error"]["message"]
+        sender.join()
+        # The first request's call ran to its end, past the deadline too.
+        assert first[0].status_code == 504 and first[0].json()["error_type"] == "Overloaded"
+        # The queued texts were dropped, never run.
+        assert wait_until(lambda: _metric(http, 'pplx_dropped{reason="cancelled"}') == 3, timeout=30)
+        assert _metric(http, "te_embed_count") == embedded0 + 1
+        assert _metric(http, 'pplx_dropped{reason="deadline"}') == 2
+        assert http.get("/health").status_code == 200

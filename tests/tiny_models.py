@@ -83,10 +83,14 @@ def _const(name, value, dtype=np.float32):
 
 
 def make_model(path: Path, weights: TinyWeights, *, layout: str = "plain", token_types: bool = False,
-               positions: bool = False, id_dtype=TensorProto.INT64, output_name: str = "last_hidden_state"):
+               positions: bool = False, id_dtype=TensorProto.INT64, output_name: str = "last_hidden_state",
+               busy_matmuls: int = 0):
     """Writes an ONNX encoder to path. layout "plain" outputs only
     `output_name`; "pplx" adds pooler_output, pooler_output_int8 and
-    pooler_output_binary computed in the graph."""
+    pooler_output_binary computed in the graph. busy_matmuls: each call
+    also runs that many chained 1024 x 1024 float MatMuls (2 GFLOP each;
+    seeded from the input, so nothing folds them away) and adds 0 x their
+    result: a slow model with the same outputs."""
     H = weights.E.shape[1]
     inits = [_const("E", weights.E), _const("half", 0.5), _const("one", 1.0), _const("ax1", [1], np.int64),
              _const("ax2", [2], np.int64), _const("c127", 127.0), _const("zero", 0.0),
@@ -120,8 +124,21 @@ def make_model(path: Path, weights: TinyWeights, *, layout: str = "plain", token
     nodes += [helper.make_node("Cast", ["attention_mask"], ["mf"], to=TensorProto.FLOAT),
               helper.make_node("Unsqueeze", ["mf", "ax2"], ["m3"])]
     nodes += masked_mean(e, "ctx", 1)
-    nodes += [helper.make_node("Mul", ["ctx", "half"], ["ctx_h"]),
-              helper.make_node("Add", [e, "ctx_h"], [output_name])]
+    nodes += [helper.make_node("Mul", ["ctx", "half"], ["ctx_h"])]
+    if busy_matmuls:
+        rng = np.random.default_rng(1)
+        inits += [_const("busy_w", rng.normal(0, 0.03, (1024, 1024))), _const("busy_zero", 0.0)]
+        nodes += [helper.make_node("ReduceMean", [e], ["busy_seed"], keepdims=0),
+                  helper.make_node("Add", ["busy_w", "busy_seed"], ["busy_0"])]
+        for i in range(busy_matmuls):  # tanh keeps the values finite, so 0 x them is 0
+            nodes += [helper.make_node("MatMul", [f"busy_{i}", "busy_w"], [f"busy_mm{i}"]),
+                      helper.make_node("Tanh", [f"busy_mm{i}"], [f"busy_{i + 1}"])]
+        nodes += [helper.make_node("ReduceSum", [f"busy_{busy_matmuls}"], ["busy_sum"], keepdims=0),
+                  helper.make_node("Mul", ["busy_sum", "busy_zero"], ["busy_nil"]),
+                  helper.make_node("Add", ["ctx_h", "busy_nil"], ["ctx_hb"])]
+        nodes += [helper.make_node("Add", [e, "ctx_hb"], [output_name])]
+    else:
+        nodes += [helper.make_node("Add", [e, "ctx_h"], [output_name])]
     outputs = [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", "sequence", H])]
     if layout == "pplx":
         nodes += masked_mean(output_name, "pooler_output", 0)

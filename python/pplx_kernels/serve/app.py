@@ -1,9 +1,9 @@
 """The ASGI app (Starlette routes) and `serve()`, which runs it on uvicorn.
 
 Startup: the socket is bound first, then the model and index load in a
-worker thread while /health answers 503; one line on stdout says when the
-server is ready. SIGTERM / SIGINT: stop accepting, finish the requests in
-flight, exit 0. SIGHUP (or POST /admin/reload): reload INDEX_DIR."""
+worker thread while /health answers 503; one line on stderr gives the
+address at once, one on stdout says when the server is ready. SIGTERM /
+SIGINT: stop accepting, finish the requests in flight, exit 0. SIGHUP (or POST /admin/reload): reload INDEX_DIR."""
 
 from __future__ import annotations
 
@@ -159,6 +159,7 @@ def serve(config: ServeConfig) -> int:
     sock.bind((config.host, config.port))
     sock.listen(2048)
     host, port = sock.getsockname()[:2]
+    print(f"pplx-kernels serve: listening on http://{host}:{port}, loading the model", file=sys.stderr, flush=True)
     server = Server(config)
     outcome = {}
 

@@ -3,8 +3,9 @@
 Embedding: every text of every request is one queue item; a batch is the
 queued items, oldest first, up to a token budget (--max-batch-tokens),
 handed to Embedder.pool_encodings, which sorts them by length and pads only
-within model calls. Batches run on `threads` model workers at once, each
-single-threaded: measured on 2 shared cores, two one-thread ONNX Runtime
+within model calls (each call takes rows down to 90% of its longest:
+embedder.MAX_ROW_PADDING). Batches run on `threads` model workers at once,
+each single-threaded: measured on 2 shared cores, two one-thread ONNX Runtime
 calls cost half the CPU of one two-thread call (whose threads spin and wait
 on each other). With several workers free, the queue is shared out among
 them, cut only between requests.

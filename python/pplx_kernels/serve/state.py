@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ log = logging.getLogger("pplx_kernels.serve")
 # rows of tokens per call already read a large model's weights only once per
 # 512 tokens.
 MODEL_CALL_TOKENS = 512
+# Test hook: seconds the server waits before loading the model and index, so
+# that a test sees /health answer 503 while it loads (README.md).
+LOAD_DELAY_ENV = "PPLX_KERNELS_TEST_LOAD_DELAY"
 CLI_FILE = "cli.json"  # written beside an index by `pplx-kernels index`: the model directory
 
 
@@ -108,6 +112,11 @@ class Server:
     def load(self) -> None:
         """Loads the index and the model (blocking: run it in a thread)."""
         from ..embedder import Embedder
+        delay = os.environ.get(LOAD_DELAY_ENV) or "0"
+        try:
+            time.sleep(float(delay))
+        except ValueError:
+            raise ValueError(f"{LOAD_DELAY_ENV}: expected a number of seconds, got {delay!r}") from None
         c = self.config
         model = c.model
         if c.index_dir is not None:
