@@ -13,7 +13,7 @@ from pplx_kernels import _core
 WIDTHS = [8, *range(9, 73, 6), 72, 128, 320]  # bytes
 QUERY_COUNTS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40]
 HAMMING_KNOBS = ["hamming_prefetch", "hamming_packed_min_queries", "hamming_popcnt_max_bytes",
-                 "hamming_code_packing_min_queries", "hamming_row_order"]
+                 "hamming_code_packing_min_queries", "hamming_row_order", "hamming_qpacked_prefetch"]
 # Each candidate the tuner may pick, and the values that force one path for
 # every query count (1: always, 1 << 30: never).
 FORCING = {"hamming_packed_min_queries": [1, 1 << 30], "hamming_code_packing_min_queries": [1, 1 << 30]}

@@ -28,6 +28,9 @@ enum class Knob : int {
   // One query: 0 = 1 x 4 row tiles, 1 = rows one at a time in memory order.
   cosine_row_order,
   hamming_row_order,
+  // AVX-512 Hamming, queries packed: software prefetch distance in bytes
+  // ahead of each tile of 8 codes read in place (0: hardware prefetch only).
+  hamming_qpacked_prefetch,
   count,
 };
 
