@@ -263,6 +263,7 @@ def calibrate() -> dict:
     if kernels.get("hamming") == "avx512_vpopcntdq":
         set_crossing("hamming_code_packing_min_queries", "hamming queries|codes packed",
                      lambda m: topk(cs[:m] ^ 1, cs, 10, metric="hamming"))
+        _calibrate_qpacked_prefetch(_tiled(max(2048, l3 // 2 // 128), 128, np.uint8, rng), candidates, timings)
 
     # AVX2 Hamming row-wise: scalar POPCNT vs pshufb by code length.
     if kernels.get("hamming") == "avx2":
@@ -294,6 +295,22 @@ def _calibrate_scan_chunk(run) -> dict:
     best, times = _pick(configs, run, default, rounds=5, timer=_wall_seconds)
     _apply({**_core.get_knobs(), **configs[best]})
     return _ms(times)
+
+
+def _calibrate_qpacked_prefetch(codes: np.ndarray, candidates: dict, timings: dict) -> None:
+    """AVX-512 Hamming with queries packed: the software prefetch distance
+    ahead of the codes it reads in place, timed at 16 queries with that path
+    forced, over codes filling half the L3 (in the L2 it makes no
+    difference)."""
+    from .search import topk  # noqa: PLC0415
+
+    knob = "hamming_qpacked_prefetch"
+    default = _core.get_knobs()[knob]
+    forced = {"hamming_packed_min_queries": 1, "hamming_code_packing_min_queries": 1 << 30}
+    configs = {f"{p} B": {knob: p, **forced} for p in sorted({*candidates[knob], default})}
+    best, times = _pick(configs, lambda: topk(codes[:16] ^ 1, codes, 10, metric="hamming"), f"{default} B")
+    timings["hamming queries packed prefetch"] = _ms(times)
+    _apply({**_core.get_knobs(), knob: configs[best][knob]})
 
 
 # ------------------------------------------------------------ entry points
@@ -374,7 +391,8 @@ def _variants(knobs: dict) -> dict:
     return {
         "cosine": f"{one_query('cosine')}; packed from {knobs['cosine_packed_min_queries']} queries",
         "hamming": f"{one_query('hamming')}; packed from {knobs['hamming_packed_min_queries']} queries "
-                   f"(AVX-512: codes packed from {knobs['hamming_code_packing_min_queries']}, queries below); "
+                   f"(AVX-512: codes packed from {knobs['hamming_code_packing_min_queries']}, queries below, "
+                   f"prefetch {knobs['hamming_qpacked_prefetch']} B ahead); "
                    f"AVX2 rows: POPCNT up to {popcnt} B, pshufb above",
         "thread split": f"dense scans: tasks of {knobs['scan_chunk_bytes'] >> 10} KB of database rows",
     }

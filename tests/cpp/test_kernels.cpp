@@ -909,7 +909,7 @@ int main(int argc, char** argv) {
   const std::vector<std::vector<std::pair<Knob, uint32_t>>> knob_sets = {
       {{Knob::cosine_packed_min_queries, 1}, {Knob::hamming_packed_min_queries, 1},
        {Knob::hamming_popcnt_max_bytes, 1u << 30}, {Knob::cosine_row_order, 0},
-       {Knob::hamming_code_packing_min_queries, 1u << 30},
+       {Knob::hamming_code_packing_min_queries, 1u << 30}, {Knob::hamming_qpacked_prefetch, 4096},
        {Knob::hamming_row_order, 0}, {Knob::cosine_prefetch, 0}, {Knob::hamming_prefetch, 0}},
       {{Knob::cosine_packed_min_queries, 1u << 30}, {Knob::hamming_packed_min_queries, 1u << 30},
        {Knob::hamming_popcnt_max_bytes, 0}, {Knob::cosine_row_order, 1},

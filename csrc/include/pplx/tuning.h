@@ -32,6 +32,9 @@ enum class Knob : int {
   // row blocks). Smaller tasks balance threads and concurrent calls more
   // finely; larger ones cost fewer hand-offs.
   scan_chunk_bytes,
+  // AVX-512 Hamming, queries packed: software prefetch distance in bytes
+  // ahead of each tile of 8 codes read in place (0: hardware prefetch only).
+  hamming_qpacked_prefetch,
   count,
 };
 

@@ -139,6 +139,7 @@ constexpr NibbleTables kNibble = make_nibble_tables();
 
 constexpr size_t kPackCodes = 32;  // codes per packed tile: two groups of 16
 constexpr size_t kByteSteps = 63;  // byte counters gain at most 4 per step
+constexpr size_t kWordSteps = 63 * 130;  // 16-bit sums gain at most 8 per byte
 
 // Two 16 x 16 byte transposes at once, one per 128-bit lane: r[i][j]
 // becomes r[j][i] within each lane. Each round interleaves vector i with
@@ -196,36 +197,49 @@ void pack_codes(const uint8_t* x, size_t nx, size_t xs, size_t bytes, size_t bp,
 // Distances of QT queries to one packed tile of 32 codes. Query rows must
 // hold bp bytes (the caller pads them with zeros); out gets 32 columns per
 // query. The tables are looked up per query byte (a scalar load and shift,
-// on the integer ports, beside the vector work).
+// on the integer ports, beside the vector work). Byte counters are folded
+// into 16-bit sums every kByteSteps bytes (the lanes of low and high
+// nibbles added: 4 instructions per counter where the 32-bit sums took
+// 10), those into 32-bit ones every kWordSteps.
 template <int QT>
 void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t bp, int32_t* out,
                  size_t os) {
   alignas(32) int32_t wide[QT][kPackCodes] = {};
-  for (size_t b0 = 0; b0 < bp; b0 += kByteSteps) {
-    const size_t b1 = std::min(bp, b0 + kByteSteps);
-    __m256i acc[2 * QT];
-    unroll<2 * QT>([&](auto t) { acc[t] = _mm256_setzero_si256(); });
-    for (size_t b = b0; b < b1; ++b) {
-      const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + b * 64));
-      const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + b * 64 + 32));
-      unroll<QT>([&](auto a) {
-        const __m256i t = _mm256_load_si256(reinterpret_cast<const __m256i*>(kNibble.t[q[a * qs + b]]));
-        acc[2 * a] = _mm256_add_epi8(acc[2 * a], _mm256_shuffle_epi8(t, x0));
-        acc[2 * a + 1] = _mm256_add_epi8(acc[2 * a + 1], _mm256_shuffle_epi8(t, x1));
+  for (size_t w0 = 0; w0 < bp; w0 += kWordSteps) {
+    const size_t w1 = std::min(bp, w0 + kWordSteps);
+    __m256i sums[2 * QT];  // query t / 2, codes 16 (t % 2) + lane
+    unroll<2 * QT>([&](auto t) { sums[t] = _mm256_setzero_si256(); });
+    for (size_t b0 = w0; b0 < w1; b0 += kByteSteps) {
+      const size_t n = std::min(w1, b0 + kByteSteps) - b0;
+      __m256i acc[2 * QT];
+      unroll<2 * QT>([&](auto t) { acc[t] = _mm256_setzero_si256(); });
+      const uint8_t* xp = tile + b0 * 64;
+      const uint8_t* qp = q + b0;
+      for (size_t i = 0; i < n; ++i, xp += 64, ++qp) {
+        const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp));
+        const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32));
+        unroll<QT>([&](auto a) {
+          const __m256i t = _mm256_load_si256(reinterpret_cast<const __m256i*>(kNibble.t[qp[a * qs]]));
+          acc[2 * a] = _mm256_add_epi8(acc[2 * a], _mm256_shuffle_epi8(t, x0));
+          acc[2 * a + 1] = _mm256_add_epi8(acc[2 * a + 1], _mm256_shuffle_epi8(t, x1));
+        });
+        // Keeps each counter in one register: without it GCC adds into a
+        // fresh one and copies it back, 8 extra moves per byte.
+        unroll<2 * QT>([&](auto t) { asm("" : "+x"(acc[t])); });
+      }
+      unroll<2 * QT>([&](auto t) {
+        sums[t] = _mm256_add_epi16(sums[t], _mm256_add_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(acc[t])),
+                                                             _mm256_cvtepu8_epi16(_mm256_extracti128_si256(acc[t], 1))));
       });
     }
-    // Byte counters to dwords: the two lanes (low and high nibbles) of each
-    // code add up, then widen into the running sums.
     unroll<2 * QT>([&](auto t) {
-      const __m256i s16 = _mm256_add_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(acc[t])),
-                                           _mm256_cvtepu8_epi16(_mm256_extracti128_si256(acc[t], 1)));
       int32_t* w = &wide[t / 2][16 * (t % 2)];
-      __m256i* w0 = reinterpret_cast<__m256i*>(w);
-      __m256i* w1 = reinterpret_cast<__m256i*>(w + 8);
-      _mm256_store_si256(w0, _mm256_add_epi32(_mm256_load_si256(w0),
-                                              _mm256_cvtepu16_epi32(_mm256_castsi256_si128(s16))));
-      _mm256_store_si256(w1, _mm256_add_epi32(_mm256_load_si256(w1),
-                                              _mm256_cvtepu16_epi32(_mm256_extracti128_si256(s16, 1))));
+      __m256i* w0v = reinterpret_cast<__m256i*>(w);
+      __m256i* w1v = reinterpret_cast<__m256i*>(w + 8);
+      _mm256_store_si256(w0v, _mm256_add_epi32(_mm256_load_si256(w0v),
+                                               _mm256_cvtepu16_epi32(_mm256_castsi256_si128(sums[t]))));
+      _mm256_store_si256(w1v, _mm256_add_epi32(_mm256_load_si256(w1v),
+                                               _mm256_cvtepu16_epi32(_mm256_extracti128_si256(sums[t], 1))));
     });
   }
   for (int a = 0; a < QT; ++a) std::memcpy(out + a * os, wide[a], sizeof(wide[a]));
