@@ -124,6 +124,8 @@ def test_tune_auto_calibrates_once_then_uses_the_cache(tmp_path):
     assert cache.parent == tmp_path / "pplx-kernels" and cache.exists()
     data = json.loads(cache.read_text())
     assert data["signature"]["version"] == pk.__version__
+    # a build with other knobs (names or candidates) must not reuse the entry
+    assert data["signature"]["knobs"] == {n: list(v) for n, v in _core.knob_candidates().items()}
     assert set(data["levels"]) == {pk.get_isa()}
     candidates = _core.knob_candidates()
     for name, value in data["levels"][pk.get_isa()]["knobs"].items():

@@ -95,6 +95,8 @@ def signature() -> dict:
         "features": {k: bool(v) for k, v in sorted(_core.cpu_features().items())},
         "caches": _cache_sizes(),
         "version": __version__,
+        # A build that adds a knob or changes its candidates calibrates anew.
+        "knobs": {name: list(values) for name, values in sorted(_core.knob_candidates().items())},
     }
 
 
