@@ -12,6 +12,7 @@ import pytest
 
 import pplx_kernels as pk
 from pplx_kernels import _core
+from pplx_kernels.tune import ensure_tuned
 
 # Settings that force each path: packed kernels for every query count
 # (queries rather than codes packed) or never; POPCNT or pshufb for every code length; one-query rows in tiles or
@@ -29,10 +30,14 @@ KNOB_SETS = [
 
 @pytest.fixture(params=range(len(KNOB_SETS)))
 def knobs(request):
+    # The level's own knobs first (the isa fixture may just have changed the
+    # level): else the test's first search call would apply them over ours.
+    ensure_tuned()
     for name, value in KNOB_SETS[request.param].items():
         _core.set_knob(name, value)
     try:
         yield request.param
+        assert {n: _core.get_knobs()[n] for n in KNOB_SETS[request.param]} == KNOB_SETS[request.param]
     finally:
         _core.reset_knobs()
 
