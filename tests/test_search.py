@@ -53,6 +53,16 @@ def ref_topk(scores, k, descending, ids=None):
     return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
 
 
+def assert_cosine_and_top5(q, x):
+    """The cosine matrix and the top-5 equal the references exactly."""
+    full = ref_cosine(q, x)
+    np.testing.assert_array_equal(pk.cosine(q, x), full)
+    want_s, want_i = ref_topk(full, 5, True)
+    s, i = pk.topk(q, x, 5)
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(s, want_s)
+
+
 def int8_rows(rng, n, d, n_unique=None):
     """int8 rows in [-127, 127]; with n_unique, rows repeat (forcing ties)."""
     if n_unique is None:
@@ -258,12 +268,7 @@ def test_longest_rows_d_65536(isa, rng, m):
     q[0] = 127
     if m > 1:
         q[1] = x[2]
-    full = ref_cosine(q, x)
-    np.testing.assert_array_equal(pk.cosine(q, x), full)
-    want_s, want_i = ref_topk(full, 5, True)
-    s, i = pk.topk(q, x, 5)
-    np.testing.assert_array_equal(i, want_i)
-    np.testing.assert_array_equal(s, want_s)
+    assert_cosine_and_top5(q, x)
     # Hamming over 65536-byte codes, same query counts.
     cq, cx = code_rows(rng, m, d), code_rows(rng, n, d)
     cx[0] = cq[0]
@@ -434,12 +439,7 @@ def test_packed_cosine_every_dim_up_to_70(packed_from, rng):
 def test_packed_cosine_topk_extremes(packed_from, rng, d):
     q, x = extreme_rows(rng, 12, d), extreme_rows(rng, 100, d)
     q[5] = x[7]
-    full = ref_cosine(q, x)
-    np.testing.assert_array_equal(pk.cosine(q, x), full)
-    want_s, want_i = ref_topk(full, 5, True)
-    s, i = pk.topk(q, x, 5)
-    np.testing.assert_array_equal(i, want_i)
-    np.testing.assert_array_equal(s, want_s)
+    assert_cosine_and_top5(q, x)
 
 
 def test_packed_cosine_d_65536(packed_from, rng):
