@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import pplx_kernels as pk
+from pplx_kernels import _core
+from pplx_kernels.tune import ensure_tuned
 
 DIMS = [8, 24, 100, 384, 1024, 2560, 4096]
 
@@ -49,6 +51,16 @@ def ref_topk(scores, k, descending, ids=None):
     key = -scores.astype(np.float64) if descending else scores
     order = np.lexsort((ids, key), axis=1)[:, :k]
     return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+
+def assert_cosine_and_top5(q, x):
+    """The cosine matrix and the top-5 equal the references exactly."""
+    full = ref_cosine(q, x)
+    np.testing.assert_array_equal(pk.cosine(q, x), full)
+    want_s, want_i = ref_topk(full, 5, True)
+    s, i = pk.topk(q, x, 5)
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(s, want_s)
 
 
 def int8_rows(rng, n, d, n_unique=None):
@@ -256,12 +268,7 @@ def test_longest_rows_d_65536(isa, rng, m):
     q[0] = 127
     if m > 1:
         q[1] = x[2]
-    full = ref_cosine(q, x)
-    np.testing.assert_array_equal(pk.cosine(q, x), full)
-    want_s, want_i = ref_topk(full, 5, True)
-    s, i = pk.topk(q, x, 5)
-    np.testing.assert_array_equal(i, want_i)
-    np.testing.assert_array_equal(s, want_s)
+    assert_cosine_and_top5(q, x)
     # Hamming over 65536-byte codes, same query counts.
     cq, cx = code_rows(rng, m, d), code_rows(rng, n, d)
     cx[0] = cq[0]
@@ -388,6 +395,73 @@ def test_minus_128_far_into_a_large_database(isa, rng):
     got = pk.topk(q, x, 5, threads=2, clamp=True)
     want = pk.topk(q, np.maximum(x, -127), 5, threads=2)
     np.testing.assert_array_equal(got[1], want[1])
+
+
+# ---------------------------------------------------------------- packed cosine
+
+# Every value of the row-wise/packed threshold: the tuner's candidates, 1
+# (packed for every query count) and never.
+PACKED_FROM = sorted(set(_core.knob_candidates()["cosine_packed_min_queries"]) | {1, 1 << 30})
+
+
+@pytest.fixture(params=PACKED_FROM)
+def packed_from(request, isa):
+    ensure_tuned()  # the level's own knobs first, or the next call would reset ours
+    _core.set_knob("cosine_packed_min_queries", request.param)
+    try:
+        yield request.param
+        assert _core.get_knobs()["cosine_packed_min_queries"] == request.param
+    finally:
+        _core.reset_knobs()
+
+
+def extreme_rows(rng, n, d):
+    """Rows of +127, of -127, alternating +-127, zeros, a single -127 in the
+    last column, then random rows."""
+    x = int8_rows(rng, n, d)
+    x[0], x[1], x[3] = 127, -127, 0
+    x[2] = np.where(np.arange(d) % 2, 127, -127)
+    x[4] = 0
+    x[4, -1] = -127
+    return x
+
+
+def test_packed_cosine_every_dim_up_to_70(packed_from, rng):
+    # 9 and 17 queries (tiles of 4 and a remainder), 37 rows (a partial tile of 16).
+    for d in range(1, 71):
+        q, x = extreme_rows(rng, 9, d), extreme_rows(rng, 37, d)
+        np.testing.assert_array_equal(pk.cosine(q, x), ref_cosine(q, x), err_msg=f"d={d}")
+    q, x = extreme_rows(rng, 17, 33), extreme_rows(rng, 16, 33)
+    np.testing.assert_array_equal(pk.cosine(q, x), ref_cosine(q, x))
+
+
+@pytest.mark.parametrize("d", [67, 1024, 1029])
+def test_packed_cosine_topk_extremes(packed_from, rng, d):
+    q, x = extreme_rows(rng, 12, d), extreme_rows(rng, 100, d)
+    q[5] = x[7]
+    assert_cosine_and_top5(q, x)
+
+
+def test_packed_cosine_d_65536(packed_from, rng):
+    # Sums near 65536 x 127 x 127 (close to 2^30) through 9 queries x 21 rows.
+    d = 65536
+    q, x = extreme_rows(rng, 9, d), extreme_rows(rng, 21, d)
+    q[0], q[1] = 127, -127
+    np.testing.assert_array_equal(pk.cosine(q, x), ref_cosine(q, x))
+
+
+def test_packed_cosine_minus_128(packed_from, rng):
+    d = 67
+    wide = extreme_rows(rng, 37, d + 5)
+    wide[:, d:] = -128  # in the stride gap only: not part of the rows
+    x = wide[:, :d]
+    q = extreme_rows(rng, 9, d)
+    np.testing.assert_array_equal(pk.cosine(q, x), ref_cosine(q, np.ascontiguousarray(x)))
+    for row, col in [(36, d - 1), (16, 0), (5, 33)]:
+        y = x.copy()
+        y[row, col] = -128
+        with pytest.raises(ValueError, match=rf"^b: row {row} holds -128"):
+            pk.cosine(q, y)
 
 
 # ---------------------------------------------------------------- memory

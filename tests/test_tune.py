@@ -37,6 +37,7 @@ def knobs(request):
         _core.set_knob(name, value)
     try:
         yield request.param
+        assert {n: _core.get_knobs()[n] for n in KNOB_SETS[request.param]} == KNOB_SETS[request.param]
     finally:
         _core.reset_knobs()
 

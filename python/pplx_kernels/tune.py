@@ -255,7 +255,7 @@ def calibrate() -> dict:
 
     xs, cs = data["cosine"], data["hamming"]
     # Row-wise ("below") vs packed ("from").
-    if kernels.get("cosine") == "avx512_vnni":
+    if kernels.get("cosine") in ("avx2", "avx512_vnni"):
         set_crossing("cosine_packed_min_queries", "cosine rows|packed", lambda m: topk(xs[:m] // 2, xs, 10))
     if kernels.get("hamming") in ("avx2", "avx512_vpopcntdq"):
         set_crossing("hamming_packed_min_queries", "hamming rows|packed",

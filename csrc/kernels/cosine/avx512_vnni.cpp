@@ -26,6 +26,7 @@
 
 #include "kernels/common/avx512_util.h"
 #include "kernels/common/scratch.h"
+#include "kernels/cosine/padded_queries.h"
 #include "pplx/cosine.h"
 #include "pplx/tuning.h"
 
@@ -252,14 +253,8 @@ bool dots_packed(const int8_t* q, size_t nq, size_t q_stride, const int8_t* x, s
   uint8_t* tiles_base = packed.get(tiles * groups * 128);
   if (!tiles_base) return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
   if (pack_rows(x, nx, x_stride, dim, tiles_base)) return true;
-  if (dim % 4) {  // zero-padded copy of the queries: whole groups only
-    int8_t* p = reinterpret_cast<int8_t*>(padded.get(nq * groups * 4));
-    if (!p) return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
-    std::memset(p, 0, nq * groups * 4);
-    for (size_t i = 0; i < nq; ++i) std::memcpy(p + i * groups * 4, q + i * q_stride, dim);
-    q = p;
-    q_stride = groups * 4;
-  }
+  if (!pad_queries_to_groups(padded, q, q_stride, nq, dim))
+    return dots_rowwise(q, nq, q_stride, x, nx, x_stride, dim, out, out_stride);
   for (size_t a = 0; a < nq; a += 8) {
     const size_t qt = min_size(8, nq - a);
     int32_t corr[8];
