@@ -75,13 +75,6 @@ class SlotLease {
 // The most tasks a parallel_for(n_tasks, threads, ...) runs at once.
 size_t max_concurrency(size_t n_tasks, size_t threads);
 
-// Splits [0, n) into `parts` contiguous ranges; range i is [begin, end).
-inline void split_range(size_t n, size_t parts, size_t i, size_t* begin, size_t* end) {
-  size_t base = n / parts, extra = n % parts;
-  *begin = i * base + (i < extra ? i : extra);
-  *end = *begin + base + (i < extra ? 1 : 0);
-}
-
 // Interruption (Ctrl-C). The thread that called parallel_for asks the hook
 // about every 20 ms (between tasks, while it waits for the workers, and when
 // one of its tasks calls cancelled()). Once the hook returns true, tasks not
