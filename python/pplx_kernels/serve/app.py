@@ -3,7 +3,8 @@
 Startup: the socket is bound first, then the model and index load in a
 worker thread while /health answers 503; one line on stderr gives the
 address at once, one on stdout says when the server is ready. SIGTERM /
-SIGINT: stop accepting, finish the requests in flight, exit 0. SIGHUP (or POST /admin/reload): reload INDEX_DIR."""
+SIGINT: stop accepting, finish the requests in flight, exit 0. SIGHUP (or
+POST /admin/reload): reload INDEX_DIR."""
 
 from __future__ import annotations
 
