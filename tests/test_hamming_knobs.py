@@ -14,7 +14,8 @@ from pplx_kernels.tune import ensure_tuned
 WIDTHS = [8, *range(9, 73, 6), 72, 128, 320]  # bytes
 QUERY_COUNTS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40]
 HAMMING_KNOBS = ["hamming_prefetch", "hamming_packed_min_queries", "hamming_popcnt_max_bytes",
-                 "hamming_code_packing_min_queries", "hamming_row_order", "hamming_qpacked_prefetch"]
+                 "hamming_code_packing_min_queries", "hamming_row_order", "hamming_qpacked_prefetch",
+                 "hamming_packed_next_prefetch"]
 # Each candidate the tuner may pick, and the values that force one path for
 # every query count (1: always, 1 << 30: never).
 FORCING = {"hamming_packed_min_queries": [1, 1 << 30], "hamming_code_packing_min_queries": [1, 1 << 30]}
@@ -104,3 +105,20 @@ def test_long_codes_fold_16_bit_sums(isa, rng):
     q = np.full((9, 9000), 255, np.uint8)
     q[1] = rng.integers(0, 256, 9000, dtype=np.uint8)
     np.testing.assert_array_equal(pk.hamming(q, x), reference(q, x))
+
+
+def test_packed_query_tables_follow_the_queries(set_knob, rng):
+    """The AVX2 packed kernel keeps each thread's query tables from one call
+    to the next: queries changed in place (same buffer, same shape) must be
+    scored afresh, and a query set whose tables are not kept (72 x 2048-byte
+    codes: 4.7 MB of tables) is scored group by group."""
+    set_knob("hamming_packed_min_queries", 1)
+    for width, m in ((128, 16), (2048, 72)):
+        x = adversarial_codes(rng, 97, width)
+        q = queries_for(rng, x, m)
+        for _ in range(3):
+            np.testing.assert_array_equal(pk.hamming(q, x), reference(q, x), err_msg=f"width={width}")
+            d, ids = pk.topk(q, x, 5, metric="hamming", threads=1)
+            np.testing.assert_array_equal(d, np.sort(reference(q, x), axis=1)[:, :5])
+            q[m // 2, width // 3] ^= 0x10  # one nibble of one query: only its table changes
+            q[-1] = ~q[-1]

@@ -22,13 +22,14 @@ struct Defaults {
 // machine. Order: cosine_prefetch, hamming_prefetch,
 // cosine_packed_min_queries, hamming_packed_min_queries,
 // hamming_popcnt_max_bytes, hamming_code_packing_min_queries,
-// cosine_row_order, hamming_row_order, scan_chunk_bytes, hamming_qpacked_prefetch.
+// cosine_row_order, hamming_row_order, scan_chunk_bytes, hamming_qpacked_prefetch,
+// hamming_packed_next_prefetch.
 const Defaults kDefaults[] = {
-    {"generic", {4096, 4096, 8, 8, 64, 16, 1, 1, 1u << 20, 0}},
-    {"intel", {4096, 4096, 8, 4, 64, 16, 1, 1, 1u << 20, 0}},
+    {"generic", {4096, 4096, 8, 8, 64, 16, 1, 1, 1u << 20, 0, 1}},
+    {"intel", {4096, 4096, 8, 4, 64, 16, 1, 1, 1u << 20, 0, 1}},
     // queries packed below 64 and the prefetch: benchmarks/README.md
-    {"amd-zen4", {4096, 4096, 8, 4, 64, 64, 1, 1, 1u << 20, 2048}},
-    {"amd", {4096, 4096, 8, 8, 64, 16, 1, 1, 1u << 20, 0}},
+    {"amd-zen4", {4096, 4096, 8, 4, 64, 64, 1, 1, 1u << 20, 2048, 1}},
+    {"amd", {4096, 4096, 8, 8, 64, 16, 1, 1, 1u << 20, 0, 1}},
 };
 
 const Defaults& defaults_row() {
@@ -79,6 +80,7 @@ const std::vector<KnobInfo>& knob_infos() {
       {"hamming_row_order", {0, 1}},
       {"scan_chunk_bytes", {64u << 10, 256u << 10, 1u << 20, 4u << 20, 16u << 20}},
       {"hamming_qpacked_prefetch", {0, 1024, 2048, 4096}},
+      {"hamming_packed_next_prefetch", {0, 1}},
   };
   return infos;
 }

@@ -110,13 +110,18 @@ bool none_allowed(const uint8_t* mask, size_t n) {
   return mask && std::all_of(mask, mask + n, [](uint8_t v) { return v == 0; });
 }
 
-// Database rows per task: the scan_chunk_bytes knob, in whole row blocks.
-// The chunks depend on the problem and the knob only; any split gives the
-// same result, since every chunk's rows are offered to some heap and the
-// merge is exact.
-size_t chunk_rows(size_t row_bytes, size_t rb) {
-  size_t blocks = knob(Knob::scan_chunk_bytes) / std::max<size_t>(1, rb * row_bytes);
-  return std::max<size_t>(1, blocks) * rb;
+// Database rows per task: the scan_chunk_bytes knob, in whole row blocks,
+// but small enough that the call has at least 4 tasks per core the machine
+// has: a few large chunks leave a core idle through the last one (200,000
+// x 128-byte codes in 16 MB chunks: two tasks of 131,040 and 68,960 rows).
+// The chunks depend on the problem, the knob and the machine only; any
+// split gives the same result, since every chunk's rows are offered to some
+// heap and the merge is exact.
+size_t chunk_rows(size_t row_bytes, size_t rb, size_t n_rows, size_t n_query_blocks) {
+  const size_t knob_blocks = knob(Knob::scan_chunk_bytes) / std::max<size_t>(1, rb * row_bytes);
+  const size_t min_chunks = ceil_div(4 * max_threads(), n_query_blocks);
+  const size_t balanced_blocks = ceil_div(ceil_div(n_rows, rb), min_chunks);
+  return std::max<size_t>(1, std::min(knob_blocks, balanced_blocks)) * rb;
 }
 
 // row_mask (may be null): one byte per database row, non-zero where the row
@@ -135,8 +140,9 @@ void topk_dense(const Scan& scan, size_t k, const uint8_t* row_mask, typename Sc
   // tile writes at once into two L1 sets: 480 spreads them (Zen 4, Hamming
   // M=16 with queries packed: 700 -> 826 M pairs/s per core).
   if (rb * sizeof(S) % 2048 == 0) rb -= 32;
-  const size_t chunk = chunk_rows(scan.row_bytes(), rb);
-  const size_t n_qb = ceil_div(M, qb), n_chunks = std::max<size_t>(1, ceil_div(N, chunk));
+  const size_t n_qb = ceil_div(M, qb);
+  const size_t chunk = chunk_rows(scan.row_bytes(), rb, N, n_qb);
+  const size_t n_chunks = std::max<size_t>(1, ceil_div(N, chunk));
   const size_t units = n_qb * n_chunks;
   // One task per unit (a chunk of rows x a block of queries), so a helper
   // can move to another concurrent call between any two units. A task

@@ -227,6 +227,8 @@ def calibrate() -> dict:
         set_best(f"{family} M=1 prefetch", {f"{p} B": {prefetch: p} for p in candidates[prefetch]},
                  run, {prefetch: now[prefetch]})
     timings["scan chunk"] = _calibrate_scan_chunk(scans["cosine"])
+    if kernels.get("hamming") == "avx2":
+        _calibrate_next_prefetch(codes, candidates, timings)
     del x, codes, scans
 
     # Row-wise vs packed by query count, data in the L3 (compute bound).
@@ -315,6 +317,22 @@ def _calibrate_qpacked_prefetch(codes: np.ndarray, candidates: dict, timings: di
     _apply({**_core.get_knobs(), knob: configs[best][knob]})
 
 
+def _calibrate_next_prefetch(codes: np.ndarray, candidates: dict, timings: dict) -> None:
+    """AVX2 Hamming, packed: whether to prefetch the next block of codes into
+    L2 while one is scored, timed at 16 queries with the packed path forced
+    over codes past the L3 (where the packing would wait on memory)."""
+    from .search import topk  # noqa: PLC0415
+
+    knob = "hamming_packed_next_prefetch"
+    names = {0: "off", 1: "on"}
+    forced = {"hamming_packed_min_queries": 1}
+    configs = {names[v]: {knob: v, **forced} for v in candidates[knob]}
+    default = names[_core.get_knobs()[knob]]
+    best, times = _pick(configs, lambda: topk(codes[:16] ^ 1, codes, 10, metric="hamming"), default)
+    timings["hamming packed next-block prefetch"] = _ms(times)
+    _apply({**_core.get_knobs(), knob: configs[best][knob]})
+
+
 # ------------------------------------------------------------ entry points
 
 def tune(force: bool = True) -> dict:
@@ -395,7 +413,8 @@ def _variants(knobs: dict) -> dict:
         "hamming": f"{one_query('hamming')}; packed from {knobs['hamming_packed_min_queries']} queries "
                    f"(AVX-512: codes packed from {knobs['hamming_code_packing_min_queries']}, queries below, "
                    f"prefetch {knobs['hamming_qpacked_prefetch']} B ahead); "
-                   f"AVX2 rows: POPCNT up to {popcnt} B, pshufb above",
+                   f"AVX2 rows: POPCNT up to {popcnt} B, pshufb above; AVX2 packed: next block "
+                   f"{'prefetched' if knobs['hamming_packed_next_prefetch'] else 'not prefetched'} into L2",
         "thread split": f"dense scans: tasks of {knobs['scan_chunk_bytes'] >> 10} KB of database rows",
     }
 

@@ -910,10 +910,12 @@ int main(int argc, char** argv) {
       {{Knob::cosine_packed_min_queries, 1}, {Knob::hamming_packed_min_queries, 1},
        {Knob::hamming_popcnt_max_bytes, 1u << 30}, {Knob::cosine_row_order, 0},
        {Knob::hamming_code_packing_min_queries, 1u << 30}, {Knob::hamming_qpacked_prefetch, 4096},
-       {Knob::hamming_row_order, 0}, {Knob::cosine_prefetch, 0}, {Knob::hamming_prefetch, 0}},
+       {Knob::hamming_row_order, 0}, {Knob::cosine_prefetch, 0}, {Knob::hamming_prefetch, 0},
+       {Knob::hamming_packed_next_prefetch, 1}},
       {{Knob::cosine_packed_min_queries, 1u << 30}, {Knob::hamming_packed_min_queries, 1u << 30},
        {Knob::hamming_popcnt_max_bytes, 0}, {Knob::cosine_row_order, 1},
-       {Knob::hamming_row_order, 1}, {Knob::cosine_prefetch, 16384}, {Knob::hamming_prefetch, 16384}},
+       {Knob::hamming_row_order, 1}, {Knob::cosine_prefetch, 16384}, {Knob::hamming_prefetch, 16384},
+       {Knob::hamming_packed_next_prefetch, 0}},
   };
   for (size_t s = 0; s < knob_sets.size(); ++s) {
     for (auto [k, value] : knob_sets[s]) set_knob(k, value);

@@ -35,6 +35,10 @@ enum class Knob : int {
   // AVX-512 Hamming, queries packed: software prefetch distance in bytes
   // ahead of each tile of 8 codes read in place (0: hardware prefetch only).
   hamming_qpacked_prefetch,
+  // AVX2 Hamming, packed regime: 1 = while a block of codes is scored, its
+  // successor in memory is prefetched into L2 (the packing of the next
+  // block reads from L2 instead of waiting on memory); 0 = not.
+  hamming_packed_next_prefetch,
   count,
 };
 

@@ -3,9 +3,10 @@
 // Packed (from the hamming_packed_min_queries knob, 8 by default, and 32 or
 // more codes): codes are repacked into
 // nibble planes, 16 codes per 32-byte vector (see pack_codes), and one
-// pshufb per query byte turns 32 code nibbles into their distances to the
-// query's nibbles: 2 instructions per 16 codes x 8 bits, against about 9
-// per 32 bytes of one pair for the row-wise lookup below.
+// pshufb per query byte, with a table made from that byte, turns 32 code
+// nibbles into their distances to the query's nibbles: 2 instructions per
+// 16 codes x 8 bits, against about 9 per 32 bytes of one pair for the
+// row-wise lookup below.
 //
 // Row-wise (fewer queries): register tiles of 4 queries x 2 codes (one
 // query: 1 x 1 in memory order with the hamming_row_order knob). Codes up
@@ -194,16 +195,74 @@ void pack_codes(const uint8_t* x, size_t nx, size_t xs, size_t bytes, size_t bp,
   }
 }
 
-// Distances of QT queries to one packed tile of 32 codes. Query rows must
-// hold bp bytes (the caller pads them with zeros); out gets 32 columns per
-// query. The tables are looked up per query byte (a scalar load and shift,
-// on the integer ports, beside the vector work). Byte counters are folded
-// into 16-bit sums every kByteSteps bytes (the lanes of low and high
-// nibbles added: 4 instructions per counter where the 32-bit sums took
-// 10), those into 32-bit ones every kWordSteps.
-template <int QT>
-void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t bp, int32_t* out,
-                 size_t os) {
+// Query tables of a group of qt queries: at tables + (b * qt + a) * 32,
+// kNibble's table of byte b of query a (of byte 0 past the code's bytes:
+// the packed codes are 0 there, so those steps add nothing). They spare the
+// tile loop a scalar load and a shift per query and byte (37 -> 30
+// instructions per step; the tile kernel alone on Zen 4, 16 queries in
+// L2: 2.05 -> 1.55 ns per pair).
+void build_query_tables(const uint8_t* q, size_t qs, size_t qt, size_t bytes, size_t bp,
+                        uint8_t* tables) {
+  for (size_t b = 0; b < bp; ++b)
+    for (size_t a = 0; a < qt; ++a) {
+      const uint8_t v = b < bytes ? q[a * qs + b] : 0;
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tables + (b * qt + a) * 32),
+                         _mm256_load_si256(reinterpret_cast<const __m256i*>(kNibble.t[v])));
+    }
+}
+
+// The tables of every group of 4 queries of a call (group a / 4 at tables
+// + a * bp * 32), kept per thread: a scan scores the same queries block
+// after block, so they are built once per call rather than once per block
+// (64 KB of stores per 480-code block at 16 queries). Reused only when the
+// query bytes are equal to those they were built from. Kept only while
+// they fit well inside L2: past that (256 queries of 128 bytes: 1 MB, in
+// blocks of 128 codes), reading a group's tables back from L3, or
+// rebuilding them for the 4 tiles of a block, costs more than looking them
+// up by query byte (M=256, all kept: 449 -> 411 M pairs per CPU-second;
+// looked up: 455).
+class QueryTableCache {
+ public:
+  // Null when they would take more than kMaxBytes (or memory is short):
+  // the tiles then look the tables up by query byte.
+  const uint8_t* get(const uint8_t* q, size_t nq, size_t qs, size_t bytes, size_t bp) {
+    const size_t n = nq * bp * 32;
+    if (n > kMaxBytes) return nullptr;
+    if (nq == nq_ && bytes == bytes_ && bp == bp_ && same(q, qs)) return tables_.data;
+    uint8_t* key = key_.get(nq * bytes);
+    uint8_t* tables = tables_.get(n);
+    nq_ = 0;
+    if (!key || !tables) return nullptr;
+    for (size_t a = 0; a < nq; ++a) std::memcpy(key + a * bytes, q + a * qs, bytes);
+    for (size_t a = 0; a < nq; a += 4)
+      build_query_tables(q + a * qs, qs, std::min<size_t>(4, nq - a), bytes, bp, tables + a * bp * 32);
+    nq_ = nq, bytes_ = bytes, bp_ = bp;
+    return tables;
+  }
+
+ private:
+  static constexpr size_t kMaxBytes = size_t(256) << 10;
+  bool same(const uint8_t* q, size_t qs) const {
+    for (size_t a = 0; a < nq_; ++a)
+      if (std::memcmp(key_.data + a * bytes_, q + a * qs, bytes_) != 0) return false;
+    return true;
+  }
+  Scratch64 key_, tables_;
+  size_t nq_ = 0, bytes_ = 0, bp_ = 0;
+};
+
+// Distances of QT queries to one packed tile of 32 codes; out gets 32
+// columns per query. The tables of query a at byte i come from `tables`
+// (build_query_tables: at tables + (i * QT + a) * 32), or with tables =
+// null from kNibble, looked up by the query bytes (q, stride qs, padded to
+// bp): a scalar load and a shift more per query and byte, for query sets
+// whose tables are not kept. Byte counters are folded into 16-bit sums
+// every kByteSteps bytes (the lanes of low and high nibbles added: 4
+// instructions per counter where the 32-bit sums took 10), those into
+// 32-bit ones every kWordSteps.
+template <int QT, bool kTables>
+void packed_tile(const uint8_t* tables, const uint8_t* q, size_t qs, const uint8_t* tile, size_t bp,
+                 int32_t* out, size_t os) {
   alignas(32) int32_t wide[QT][kPackCodes] = {};
   for (size_t w0 = 0; w0 < bp; w0 += kWordSteps) {
     const size_t w1 = std::min(bp, w0 + kWordSteps);
@@ -214,17 +273,21 @@ void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t bp, in
       __m256i acc[2 * QT];
       unroll<2 * QT>([&](auto t) { acc[t] = _mm256_setzero_si256(); });
       const uint8_t* xp = tile + b0 * 64;
-      const uint8_t* qp = q + b0;
-      for (size_t i = 0; i < n; ++i, xp += 64, ++qp) {
-        const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp));
-        const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32));
+      for (size_t i = b0; i < b0 + n; ++i, xp += 64) {
+        __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp));
+        __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32));
+        // The empty asm statements pin each value to one register: without
+        // them GCC folds the loads into the shuffles (two loads per table
+        // and per code vector) or adds into a fresh register and copies it
+        // back.
+        asm("" : "+x"(x0), "+x"(x1));
         unroll<QT>([&](auto a) {
-          const __m256i t = _mm256_load_si256(reinterpret_cast<const __m256i*>(kNibble.t[qp[a * qs]]));
+          const uint8_t* table = kTables ? tables + (i * QT + a) * 32 : kNibble.t[q[a * qs + i]];
+          __m256i t = _mm256_load_si256(reinterpret_cast<const __m256i*>(table));
+          asm("" : "+x"(t));
           acc[2 * a] = _mm256_add_epi8(acc[2 * a], _mm256_shuffle_epi8(t, x0));
           acc[2 * a + 1] = _mm256_add_epi8(acc[2 * a + 1], _mm256_shuffle_epi8(t, x1));
         });
-        // Keeps each counter in one register: without it GCC adds into a
-        // fresh one and copies it back, 8 extra moves per byte.
         unroll<2 * QT>([&](auto t) { asm("" : "+x"(acc[t])); });
       }
       unroll<2 * QT>([&](auto t) {
@@ -245,35 +308,54 @@ void packed_tile(const uint8_t* q, size_t qs, const uint8_t* tile, size_t bp, in
   for (int a = 0; a < QT; ++a) std::memcpy(out + a * os, wide[a], sizeof(wide[a]));
 }
 
-using PackedTileFn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int32_t*, size_t);
-const PackedTileFn kPackedTiles[4] = {packed_tile<1>, packed_tile<2>, packed_tile<3>, packed_tile<4>};
+using PackedTileFn = void (*)(const uint8_t*, const uint8_t*, size_t, const uint8_t*, size_t, int32_t*, size_t);
+// [kTables][queries - 1]
+const PackedTileFn kPackedTiles[2][4] = {
+    {packed_tile<1, false>, packed_tile<2, false>, packed_tile<3, false>, packed_tile<4, false>},
+    {packed_tile<1, true>, packed_tile<2, true>, packed_tile<3, true>, packed_tile<4, true>}};
 
 // Returns false (nothing written) when the scratch memory is not available.
 bool hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t* x, size_t nx,
                     size_t x_stride, size_t bytes, int32_t* out, size_t out_stride) {
   thread_local Scratch64 packed, padded;
+  thread_local QueryTableCache table_cache;
   const size_t bp = (bytes + 15) / 16 * 16, tiles = (nx + kPackCodes - 1) / kPackCodes;
   uint8_t* tiles_base = packed.get(tiles * bp * 64);
-  uint8_t* qpad = bp != bytes ? padded.get(nq * bp) : nullptr;
-  if (!tiles_base || (bp != bytes && !qpad)) return false;
-  pack_codes(x, nx, x_stride, bytes, bp, tiles_base);
-  if (bp != bytes) {  // zero bytes past the code: distance 0 to the zero padding
+  if (!tiles_base) return false;
+  const uint8_t* tables = table_cache.get(q, nq, q_stride, bytes, bp);
+  if (!tables && bp != bytes) {  // looked up by query byte: zeros past the code (distance 0 to the codes' padding)
+    uint8_t* qpad = padded.get(nq * bp);
+    if (!qpad) return false;
     std::memset(qpad, 0, nq * bp);
     for (size_t a = 0; a < nq; ++a) std::memcpy(qpad + a * bp, q + a * q_stride, bytes);
     q = qpad;
     q_stride = bp;
   }
+  pack_codes(x, nx, x_stride, bytes, bp, tiles_base);
+  // The scans hand out consecutive blocks: with the knob, the rows after
+  // this block are prefetched into L2 a few lines per tile while it is
+  // scored, so that packing them next waits on L2 rather than on memory
+  // (Zen 4, M=16 over 25.6 MB: packing 17 -> 7.4 ns per 128-byte code).
+  // Prefetch never faults: past the array's end it is only wasted.
+  const char* next = reinterpret_cast<const char*>(x + nx * x_stride);
+  const size_t next_lines = knob(Knob::hamming_packed_next_prefetch) ? (nx * x_stride + 63) / 64 : 0;
+  const size_t calls = tiles * ((nq + 3) / 4), lines_per_call = (next_lines + calls - 1) / calls;
+  size_t line = 0;
   for (size_t a = 0; a < nq; a += 4) {
     const size_t qt = std::min<size_t>(4, nq - a);
+    const uint8_t* group_tables = tables ? tables + a * bp * 32 : nullptr;
+    const PackedTileFn tile_fn = kPackedTiles[tables != nullptr][qt - 1];
     for (size_t t = 0; t < tiles; ++t) {
+      for (size_t i = 0; i < lines_per_call && line < next_lines; ++i, ++line)
+        _mm_prefetch(next + line * 64, _MM_HINT_T1);
       const size_t rows = std::min(kPackCodes, nx - t * kPackCodes);
       int32_t* o = out + a * out_stride + t * kPackCodes;
       const uint8_t* tile = tiles_base + t * bp * 64;
       if (rows == kPackCodes) {
-        kPackedTiles[qt - 1](q + a * q_stride, q_stride, tile, bp, o, out_stride);
+        tile_fn(group_tables, q + a * q_stride, q_stride, tile, bp, o, out_stride);
       } else {  // the last, partial tile: through a full-width buffer
         int32_t buf[4 * kPackCodes];
-        kPackedTiles[qt - 1](q + a * q_stride, q_stride, tile, bp, buf, kPackCodes);
+        tile_fn(group_tables, q + a * q_stride, q_stride, tile, bp, buf, kPackCodes);
         for (size_t i = 0; i < qt; ++i) std::memcpy(o + i * out_stride, buf + i * kPackCodes, rows * 4);
       }
     }
