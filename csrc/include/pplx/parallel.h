@@ -1,6 +1,7 @@
 // The process-wide worker pool. Work is cut into tasks whose boundaries
-// depend only on the problem size, never on the thread count, so results are
-// the same whatever the number of threads.
+// depend on the problem size (and at most on the machine's core count),
+// never on a call's thread count, and every split gives the same result, so
+// results are the same whatever the number of threads.
 #pragma once
 #include <cstddef>
 #include <functional>

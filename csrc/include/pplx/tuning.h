@@ -29,8 +29,9 @@ enum class Knob : int {
   cosine_row_order,
   hamming_row_order,
   // Dense top-k scans: database rows per task, in bytes (rounded to whole
-  // row blocks). Smaller tasks balance threads and concurrent calls more
-  // finely; larger ones cost fewer hand-offs.
+  // row blocks), at most: a scan is cut into at least 4 tasks per core.
+  // Smaller tasks balance threads and concurrent calls more finely; larger
+  // ones cost fewer hand-offs.
   scan_chunk_bytes,
   // AVX-512 Hamming, queries packed: software prefetch distance in bytes
   // ahead of each tile of 8 codes read in place (0: hardware prefetch only).
