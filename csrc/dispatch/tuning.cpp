@@ -25,11 +25,11 @@ struct Defaults {
 // cosine_row_order, hamming_row_order, scan_chunk_bytes, hamming_qpacked_prefetch,
 // hamming_packed_next_prefetch.
 const Defaults kDefaults[] = {
-    {"generic", {4096, 4096, 8, 8, 64, 16, 1, 1, 1u << 20, 0, 1}},
-    {"intel", {4096, 4096, 8, 4, 64, 16, 1, 1, 1u << 20, 0, 1}},
+    {"generic", {4096, 4096, 8, 8, 64, 16, 1, 1, 4u << 20, 0, 1}},
+    {"intel", {4096, 4096, 8, 4, 64, 16, 1, 1, 4u << 20, 0, 1}},
     // queries packed below 64 and the prefetch: benchmarks/README.md
-    {"amd-zen4", {4096, 4096, 8, 4, 64, 64, 1, 1, 1u << 20, 2048, 1}},
-    {"amd", {4096, 4096, 8, 8, 64, 16, 1, 1, 1u << 20, 0, 1}},
+    {"amd-zen4", {4096, 4096, 8, 4, 64, 64, 1, 1, 4u << 20, 2048, 1}},
+    {"amd", {4096, 4096, 8, 8, 64, 16, 1, 1, 4u << 20, 0, 1}},
 };
 
 const Defaults& defaults_row() {
