@@ -111,6 +111,7 @@ print(json.dumps(pk.cpu_info()["tuning"]))
 def test_tune_off_uses_defaults_and_writes_nothing(tmp_path):
     info = json.loads(run_py(PROBE, {"PPLX_KERNELS_TUNE": "off", "XDG_CACHE_HOME": str(tmp_path)}))
     assert info["source"] == "defaults"
+    assert info["knobs"] == _core.knob_defaults()
     assert info["knobs"] == json.loads(run_py(
         "import json; from pplx_kernels import _core; print(json.dumps(_core.get_knobs()))",
         {"PPLX_KERNELS_TUNE": "off"}))
@@ -125,8 +126,9 @@ def test_tune_auto_calibrates_once_then_uses_the_cache(tmp_path):
     assert cache.parent == tmp_path / "pplx-kernels" and cache.exists()
     data = json.loads(cache.read_text())
     assert data["signature"]["version"] == pk.__version__
-    # a build with other knobs (names or candidates) must not reuse the entry
+    # a build with other knobs (names, candidates or defaults) must not reuse the entry
     assert data["signature"]["knobs"] == {n: list(v) for n, v in _core.knob_candidates().items()}
+    assert data["signature"]["knob_defaults"] == _core.knob_defaults()
     assert set(data["levels"]) == {pk.get_isa()}
     candidates = _core.knob_candidates()
     for name, value in data["levels"][pk.get_isa()]["knobs"].items():

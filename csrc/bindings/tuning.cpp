@@ -34,6 +34,13 @@ void bind_tuning(py::module_& m) {
     for (size_t i = 0; i < infos.size(); ++i) d[infos[i].name] = knob(Knob(i));
     return d;
   });
+  m.def("knob_defaults", [] {
+    py::dict d;
+    const auto& infos = knob_infos();
+    const std::vector<uint32_t> values = default_knobs();
+    for (size_t i = 0; i < infos.size(); ++i) d[infos[i].name] = values[i];
+    return d;
+  });
   m.def("set_knob", [](const std::string& name, uint32_t value) { set_knob(knob_by_name(name), value); });
   m.def("reset_knobs", &reset_knobs);
   m.def("cpu_family", &cpu_family_name);

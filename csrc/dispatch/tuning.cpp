@@ -92,6 +92,11 @@ void set_knob(Knob k, uint32_t value) {
   __atomic_store_n(&g_knobs[int(k)], value, __ATOMIC_RELAXED);
 }
 
+std::vector<uint32_t> default_knobs() {
+  const Defaults& d = defaults_row();
+  return std::vector<uint32_t>(d.values, d.values + kKnobs);
+}
+
 void reset_knobs() {
   const Defaults& d = defaults_row();
   for (int i = 0; i < kKnobs; ++i) __atomic_store_n(&g_knobs[i], d.values[i], __ATOMIC_RELAXED);

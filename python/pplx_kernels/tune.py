@@ -8,7 +8,8 @@ on the CPU. A short calibration (about a second, on synthetic data sized to
 this CPU's caches and to a memory-bound scan) times the candidates at the
 active ISA level and keeps the fastest. The choice is cached per CPU
 signature (vendor, family, model, stepping, features, cache sizes, package
-version) in $XDG_CACHE_HOME/pplx-kernels/ (or ~/.cache/pplx-kernels/),
+version, the build's knobs, candidates and defaults) in
+$XDG_CACHE_HOME/pplx-kernels/ (or ~/.cache/pplx-kernels/),
 written atomically.
 
 PPLX_KERNELS_TUNE selects what happens at the first search call:
@@ -95,8 +96,10 @@ def signature() -> dict:
         "features": {k: bool(v) for k, v in sorted(_core.cpu_features().items())},
         "caches": _cache_sizes(),
         "version": __version__,
-        # A build that adds a knob or changes its candidates calibrates anew.
+        # A build that adds a knob or changes its candidates or its defaults
+        # (a calibration keeps the default on a tie) calibrates anew.
         "knobs": {name: list(values) for name, values in sorted(_core.knob_candidates().items())},
+        "knob_defaults": dict(sorted(_core.knob_defaults().items())),
     }
 
 

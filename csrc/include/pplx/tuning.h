@@ -56,6 +56,8 @@ uint32_t knob(Knob k);
 void set_knob(Knob k, uint32_t value);
 // Restores the defaults of this CPU (the vendor/microarchitecture table).
 void reset_knobs();
+// The defaults table's row for this CPU, in Knob order.
+std::vector<uint32_t> default_knobs();
 // "zen4", "intel-avx512", ...: the row of the defaults table used here.
 std::string cpu_family_name();
 
