@@ -263,7 +263,10 @@ class QueryTableCache {
 template <int QT, bool kTables>
 void packed_tile(const uint8_t* tables, const uint8_t* q, size_t qs, const uint8_t* tile, size_t bp,
                  int32_t* out, size_t os) {
-  alignas(32) int32_t wide[QT][kPackCodes] = {};
+  // Sums over several word steps (codes past kWordSteps bytes), or the
+  // zero distances of empty codes.
+  alignas(32) int32_t wide[QT][kPackCodes];
+  if (bp > kWordSteps || bp == 0) std::memset(wide, 0, sizeof(wide));
   for (size_t w0 = 0; w0 < bp; w0 += kWordSteps) {
     const size_t w1 = std::min(bp, w0 + kWordSteps);
     __m256i sums[2 * QT];  // query t / 2, codes 16 (t % 2) + lane
@@ -294,6 +297,15 @@ void packed_tile(const uint8_t* tables, const uint8_t* q, size_t qs, const uint8
         sums[t] = _mm256_add_epi16(sums[t], _mm256_add_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(acc[t])),
                                                              _mm256_cvtepu8_epi16(_mm256_extracti128_si256(acc[t], 1))));
       });
+    }
+    if (bp <= kWordSteps) {  // one word step (codes up to 8190 bytes): its sums are the distances
+      unroll<2 * QT>([&](auto t) {
+        int32_t* o = out + (t / 2) * os + 16 * (t % 2);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(sums[t])));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8),
+                            _mm256_cvtepu16_epi32(_mm256_extracti128_si256(sums[t], 1)));
+      });
+      return;
     }
     unroll<2 * QT>([&](auto t) {
       int32_t* w = &wide[t / 2][16 * (t % 2)];
