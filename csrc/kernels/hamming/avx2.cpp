@@ -298,7 +298,7 @@ void packed_tile(const uint8_t* tables, const uint8_t* q, size_t qs, const uint8
                                                              _mm256_cvtepu8_epi16(_mm256_extracti128_si256(acc[t], 1))));
       });
     }
-    if (bp <= kWordSteps) {  // one word step (codes up to 8190 bytes): its sums are the distances
+    if (bp <= kWordSteps) {  // one word step (codes up to 8176 bytes): its sums are the distances
       unroll<2 * QT>([&](auto t) {
         int32_t* o = out + (t / 2) * os + 16 * (t % 2);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(sums[t])));
