@@ -360,8 +360,9 @@ bool hamming_packed(const uint8_t* q, size_t nq, size_t q_stride, const uint8_t*
     const uint8_t* group_tables = tables ? tables + a * bp * 32 : nullptr;
     const PackedTileFn tile_fn = kPackedTiles[tables != nullptr][qt - 1];
     for (size_t t = 0; t < tiles; ++t) {
-      for (size_t i = 0; i < lines_per_call && line < next_lines; ++i, ++line)
-        _mm_prefetch(next + line * 64, _MM_HINT_T1);
+      const size_t lines = std::min(lines_per_call, next_lines - line);
+      prefetch_l2(next + line * 64, lines * 64);
+      line += lines;
       const size_t rows = std::min(kPackCodes, nx - t * kPackCodes);
       int32_t* o = out + a * out_stride + t * kPackCodes;
       const uint8_t* tile = tiles_base + t * bp * 64;

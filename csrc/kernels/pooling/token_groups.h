@@ -13,21 +13,15 @@
 // rows it prefetches into L2 at the column block it sums: one group ahead,
 // every line once (into L1, 32 KB ahead evicted the group being summed).
 #pragma once
-#include <immintrin.h>
-
 #include <cstddef>
 #include <cstdint>
+
+#include "kernels/common/prefetch.h"
 
 namespace pplx {
 namespace {
 
 constexpr size_t kTokenGroup = 8;
-
-// Prefetches the `bytes` (a multiple of 64) at p into L2.
-inline void prefetch_l2(const void* p, size_t bytes) {
-  for (size_t off = 0; off < bytes; off += 64)
-    _mm_prefetch(static_cast<const char*>(p) + off, _MM_HINT_T1);
-}
 
 // The next (up to kTokenGroup) unmasked rows from token t on; t moves past them.
 template <typename T>
