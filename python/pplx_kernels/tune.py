@@ -304,36 +304,41 @@ def _calibrate_scan_chunk(run) -> dict:
     return _ms(times)
 
 
-def _calibrate_qpacked_prefetch(codes: np.ndarray, candidates: dict, timings: dict) -> None:
-    """AVX-512 Hamming with queries packed: the software prefetch distance
-    ahead of the codes it reads in place, timed at 16 queries with that path
-    forced, over codes filling half the L3 (in the L2 it makes no
-    difference)."""
+def _calibrate_hamming_16(knob: str, values: dict, forced: dict, codes: np.ndarray, label: str,
+                          timings: dict) -> None:
+    """Times each of `values` (name: value) of one Hamming knob at 16
+    queries over `codes`, with the `forced` knobs holding a path in place,
+    and keeps the fastest (the current value unless beaten by MARGIN); only
+    `knob` itself is left changed."""
     from .search import topk  # noqa: PLC0415
 
+    current = _core.get_knobs()[knob]
+    configs = {name: {knob: v, **forced} for name, v in values.items()}
+    default = next(name for name, v in values.items() if v == current)
+    best, times = _pick(configs, lambda: topk(codes[:16] ^ 1, codes, 10, metric="hamming"), default)
+    timings[label] = _ms(times)
+    _apply({**_core.get_knobs(), knob: values[best]})
+
+
+def _calibrate_qpacked_prefetch(codes: np.ndarray, candidates: dict, timings: dict) -> None:
+    """AVX-512 Hamming with queries packed: the software prefetch distance
+    ahead of the codes it reads in place, with that path forced, over codes
+    filling half the L3 (in the L2 it makes no difference)."""
     knob = "hamming_qpacked_prefetch"
-    default = _core.get_knobs()[knob]
-    forced = {"hamming_packed_min_queries": 1, "hamming_code_packing_min_queries": 1 << 30}
-    configs = {f"{p} B": {knob: p, **forced} for p in sorted({*candidates[knob], default})}
-    best, times = _pick(configs, lambda: topk(codes[:16] ^ 1, codes, 10, metric="hamming"), f"{default} B")
-    timings["hamming queries packed prefetch"] = _ms(times)
-    _apply({**_core.get_knobs(), knob: configs[best][knob]})
+    distances = sorted({*candidates[knob], _core.get_knobs()[knob]})
+    _calibrate_hamming_16(knob, {f"{p} B": p for p in distances},
+                          {"hamming_packed_min_queries": 1, "hamming_code_packing_min_queries": 1 << 30},
+                          codes, "hamming queries packed prefetch", timings)
 
 
 def _calibrate_next_prefetch(codes: np.ndarray, candidates: dict, timings: dict) -> None:
     """AVX2 Hamming, packed: whether to prefetch the next block of codes into
-    L2 while one is scored, timed at 16 queries with the packed path forced
-    over codes past the L3 (where the packing would wait on memory)."""
-    from .search import topk  # noqa: PLC0415
-
+    L2 while one is scored, with the packed path forced, over codes past the
+    L3 (where the packing would wait on memory)."""
     knob = "hamming_packed_next_prefetch"
     names = {0: "off", 1: "on"}
-    forced = {"hamming_packed_min_queries": 1}
-    configs = {names[v]: {knob: v, **forced} for v in candidates[knob]}
-    default = names[_core.get_knobs()[knob]]
-    best, times = _pick(configs, lambda: topk(codes[:16] ^ 1, codes, 10, metric="hamming"), default)
-    timings["hamming packed next-block prefetch"] = _ms(times)
-    _apply({**_core.get_knobs(), knob: configs[best][knob]})
+    _calibrate_hamming_16(knob, {names[v]: v for v in candidates[knob]}, {"hamming_packed_min_queries": 1},
+                          codes, "hamming packed next-block prefetch", timings)
 
 
 # ------------------------------------------------------------ entry points
